@@ -1,0 +1,1 @@
+"""DGMN: dynamic graph message passing networks."""

@@ -1,0 +1,5 @@
+"""Low-level ops: the dynamic aggregation op and its node sampler."""
+from .dynamic_aggregate import IMPLS, check_inputs, default_impl, dynamic_aggregate
+from .reference import dynamic_aggregate_reference, node_grid, sample_nodes
+
+__all__ = ["IMPLS", "check_inputs", "default_impl", "dynamic_aggregate", "dynamic_aggregate_reference", "node_grid", "sample_nodes"]

@@ -1,0 +1,197 @@
+"""Triton GPU kernel of :func:`dgmn.ops.dynamic_aggregate` (forward and backward).
+
+Layout: ``x`` is read channels-last, (B, H, W, C), so the channel block of one sampled corner is one
+contiguous load; ``offset`` and ``weight`` are read as (B, channels, H, W), contiguous along a block of
+pixels. One program handles BLOCK_P pixels × BLOCK_C channels of one image, and BLOCK_C divides C/G,
+so a program's channels all belong to one group g and its weights are one vector per node.
+
+Backward: grad_x is scattered with ``tl.atomic_add``; grad_offset and grad_weight are sums over the
+channels of a group, reduced per program and added atomically across channel blocks. Accumulation is
+in float32 for float16/bfloat16 and in the input dtype otherwise.
+
+Tested on the CPU with ``TRITON_INTERPRET=1`` (which must be set before triton is imported); every
+load and store is masked, since the interpreter does not catch out-of-bounds accesses.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _corner(x_ptr, b, HW, W, H, C, cs, cmask, pmask, iy, ix):
+    """Element index, validity and (BLOCK_P, BLOCK_C) channel block of corner (iy, ix); zero outside the map."""
+    valid = pmask & (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
+    row = (b * HW + iy.to(tl.int64) * W + ix) * C
+    idx = row[:, None] + cs[None, :]
+    return idx, valid, tl.load(x_ptr + idx, mask=valid[:, None] & cmask[None, :], other=0.0)
+
+
+@triton.jit
+def _position(off_ptr, b, sk, SK2, HW, pix, pmask, base, H):
+    """Absolute sampled coordinate (clamped to [-2, H+1], where every corner is already outside)."""
+    o = tl.load(off_ptr + (b * SK2 + sk) * HW + pix, mask=pmask, other=0.0)
+    p = base + o
+    return tl.minimum(tl.maximum(p, -2.0), H + 1.0)
+
+
+@triton.jit
+def _fwd_kernel(x_ptr, off_ptr, w_ptr, out_ptr, dil_ptr, H, W, C, Cg, G, S, KS, HW,
+                ACC: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    pid_p = tl.program_id(0)
+    pid_c = tl.program_id(1)
+    nblk = tl.cdiv(HW, BLOCK_P)
+    b = (pid_p // nblk).to(tl.int64)
+    pix = (pid_p % nblk) * BLOCK_P + tl.arange(0, BLOCK_P)
+    pmask = pix < HW
+    yy = (pix // W).to(ACC)
+    xx = (pix % W).to(ACC)
+    cs = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    cmask = cs < C
+    g = (pid_c * BLOCK_C) // Cg
+    K = KS * KS
+    c0 = (KS - 1) / 2.0
+    acc = tl.zeros((BLOCK_P, BLOCK_C), dtype=ACC)
+    for s in range(S):
+        d = tl.load(dil_ptr + s).to(ACC)
+        for k in range(K):
+            sk = s * K + k
+            py = _position(off_ptr, b, sk * 2, S * K * 2, HW, pix, pmask, yy + ((k // KS) - c0) * d, H).to(ACC)
+            px = _position(off_ptr, b, sk * 2 + 1, S * K * 2, HW, pix, pmask, xx + ((k % KS) - c0) * d, W).to(ACC)
+            wv = tl.load(w_ptr + (b * S * K * G + sk * G + g) * HW + pix, mask=pmask, other=0.0).to(ACC)
+            fy = tl.floor(py)
+            fx = tl.floor(px)
+            ly = py - fy
+            lx = px - fx
+            y0 = fy.to(tl.int32)
+            x0 = fx.to(tl.int32)
+            _, _, v00 = _corner(x_ptr, b, HW, W, H, C, cs, cmask, pmask, y0, x0)
+            _, _, v01 = _corner(x_ptr, b, HW, W, H, C, cs, cmask, pmask, y0, x0 + 1)
+            _, _, v10 = _corner(x_ptr, b, HW, W, H, C, cs, cmask, pmask, y0 + 1, x0)
+            _, _, v11 = _corner(x_ptr, b, HW, W, H, C, cs, cmask, pmask, y0 + 1, x0 + 1)
+            samp = ((1 - ly) * (1 - lx))[:, None] * v00.to(ACC) + ((1 - ly) * lx)[:, None] * v01.to(ACC) \
+                + (ly * (1 - lx))[:, None] * v10.to(ACC) + (ly * lx)[:, None] * v11.to(ACC)
+            acc += wv[:, None] * samp
+    optr = out_ptr + (b * HW + pix.to(tl.int64))[:, None] * C + cs[None, :]
+    tl.store(optr, acc.to(out_ptr.dtype.element_ty), mask=pmask[:, None] & cmask[None, :])
+
+
+@triton.jit
+def _bwd_kernel(x_ptr, off_ptr, w_ptr, gout_ptr, gx_ptr, goff_ptr, gw_ptr, dil_ptr, H, W, C, Cg, G, S, KS, HW,
+                NEED_GX: tl.constexpr, ACC: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    pid_p = tl.program_id(0)
+    pid_c = tl.program_id(1)
+    nblk = tl.cdiv(HW, BLOCK_P)
+    b = (pid_p // nblk).to(tl.int64)
+    pix = (pid_p % nblk) * BLOCK_P + tl.arange(0, BLOCK_P)
+    pmask = pix < HW
+    yy = (pix // W).to(ACC)
+    xx = (pix % W).to(ACC)
+    cs = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    cmask = cs < C
+    m2 = pmask[:, None] & cmask[None, :]
+    g = (pid_c * BLOCK_C) // Cg
+    K = KS * KS
+    c0 = (KS - 1) / 2.0
+    go = tl.load(gout_ptr + (b * HW + pix.to(tl.int64))[:, None] * C + cs[None, :], mask=m2, other=0.0).to(ACC)
+    for s in range(S):
+        d = tl.load(dil_ptr + s).to(ACC)
+        for k in range(K):
+            sk = s * K + k
+            py = _position(off_ptr, b, sk * 2, S * K * 2, HW, pix, pmask, yy + ((k // KS) - c0) * d, H).to(ACC)
+            px = _position(off_ptr, b, sk * 2 + 1, S * K * 2, HW, pix, pmask, xx + ((k % KS) - c0) * d, W).to(ACC)
+            wv = tl.load(w_ptr + (b * S * K * G + sk * G + g) * HW + pix, mask=pmask, other=0.0).to(ACC)
+            fy = tl.floor(py)
+            fx = tl.floor(px)
+            ly = py - fy
+            lx = px - fx
+            y0 = fy.to(tl.int32)
+            x0 = fx.to(tl.int32)
+            p00, m00, v00 = _corner(x_ptr, b, HW, W, H, C, cs, cmask, pmask, y0, x0)
+            p01, m01, v01 = _corner(x_ptr, b, HW, W, H, C, cs, cmask, pmask, y0, x0 + 1)
+            p10, m10, v10 = _corner(x_ptr, b, HW, W, H, C, cs, cmask, pmask, y0 + 1, x0)
+            p11, m11, v11 = _corner(x_ptr, b, HW, W, H, C, cs, cmask, pmask, y0 + 1, x0 + 1)
+            v00 = v00.to(ACC)
+            v01 = v01.to(ACC)
+            v10 = v10.to(ACC)
+            v11 = v11.to(ACC)
+            samp = ((1 - ly) * (1 - lx))[:, None] * v00 + ((1 - ly) * lx)[:, None] * v01 \
+                + (ly * (1 - lx))[:, None] * v10 + (ly * lx)[:, None] * v11
+            dsy = (1 - lx)[:, None] * (v10 - v00) + lx[:, None] * (v11 - v01)
+            dsx = (1 - ly)[:, None] * (v01 - v00) + ly[:, None] * (v11 - v10)
+            gw = tl.sum(go * samp, axis=1)
+            gpy = wv * tl.sum(go * dsy, axis=1)
+            gpx = wv * tl.sum(go * dsx, axis=1)
+            tl.atomic_add(gw_ptr + (b * S * K * G + sk * G + g) * HW + pix, gw, mask=pmask)
+            tl.atomic_add(goff_ptr + (b * S * K * 2 + sk * 2) * HW + pix, gpy, mask=pmask)
+            tl.atomic_add(goff_ptr + (b * S * K * 2 + sk * 2 + 1) * HW + pix, gpx, mask=pmask)
+            if NEED_GX:
+                gwo = wv[:, None] * go
+                tl.atomic_add(gx_ptr + p00, ((1 - ly) * (1 - lx))[:, None] * gwo, mask=m00[:, None] & cmask[None, :])
+                tl.atomic_add(gx_ptr + p01, ((1 - ly) * lx)[:, None] * gwo, mask=m01[:, None] & cmask[None, :])
+                tl.atomic_add(gx_ptr + p10, (ly * (1 - lx))[:, None] * gwo, mask=m10[:, None] & cmask[None, :])
+                tl.atomic_add(gx_ptr + p11, (ly * lx)[:, None] * gwo, mask=m11[:, None] & cmask[None, :])
+
+
+def _blocks(HW: int, Cg: int) -> tuple[int, int]:
+    """BLOCK_C: the largest power of two ≤ 64 dividing C/G (one group per program); BLOCK_P fills ~4k elements."""
+    block_c = 1
+    while block_c < 64 and Cg % (block_c * 2) == 0:
+        block_c *= 2
+    block_p = max(16, min(256, 4096 // block_c))
+    block_p = min(block_p, triton.next_power_of_2(HW))
+    return block_p, block_c
+
+
+def _acc_dtype(dtype: torch.dtype):
+    return tl.float64 if dtype == torch.float64 else tl.float32
+
+
+class _DynamicAggregateTriton(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, offset, weight, dilations, kernel_size):
+        B, C, H, W = x.shape
+        S, K = len(dilations), kernel_size * kernel_size
+        G = weight.shape[1] // (S * K)
+        xs = x.permute(0, 2, 3, 1).contiguous()
+        offset, weight = offset.contiguous(), weight.contiguous()
+        dil = torch.tensor(list(dilations), dtype=torch.int32, device=x.device)
+        out = torch.empty_like(xs)
+        bp, bc = _blocks(H * W, C // G)
+        grid = (B * triton.cdiv(H * W, bp), triton.cdiv(C, bc))
+        _fwd_kernel[grid](xs, offset, weight, out, dil, H, W, C, C // G, G, S, kernel_size, H * W,
+                          ACC=_acc_dtype(x.dtype), BLOCK_P=bp, BLOCK_C=bc)
+        ctx.save_for_backward(xs, offset, weight, dil)
+        ctx.meta = (B, C, H, W, S, G, kernel_size)
+        return out.permute(0, 3, 1, 2)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        xs, offset, weight, dil = ctx.saved_tensors
+        B, C, H, W, S, G, ks = ctx.meta
+        acc = torch.float64 if xs.dtype == torch.float64 else torch.float32
+        go = grad_out.permute(0, 2, 3, 1).contiguous()
+        need_gx = ctx.needs_input_grad[0]
+        gx = torch.zeros(xs.shape if need_gx else (1,), dtype=acc, device=xs.device)
+        goff = torch.zeros(offset.shape, dtype=acc, device=xs.device)
+        gw = torch.zeros(weight.shape, dtype=acc, device=xs.device)
+        bp, bc = _blocks(H * W, C // G)
+        grid = (B * triton.cdiv(H * W, bp), triton.cdiv(C, bc))
+        _bwd_kernel[grid](xs, offset, weight, go, gx, goff, gw, dil, H, W, C, C // G, G, S, ks,
+                          H * W, NEED_GX=need_gx, ACC=_acc_dtype(xs.dtype), BLOCK_P=bp, BLOCK_C=bc)
+        dt = xs.dtype
+        gx = gx.to(dt).permute(0, 3, 1, 2) if need_gx else None
+        goff = goff.to(dt) if ctx.needs_input_grad[1] else None
+        gw = gw.to(dt) if ctx.needs_input_grad[2] else None
+        return gx, goff, gw, None, None
+
+
+def dynamic_aggregate_triton(
+    x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, dilations: Sequence[int], kernel_size: int = 3
+) -> torch.Tensor:
+    """Triton implementation of :func:`dgmn.ops.dynamic_aggregate` (inputs already validated)."""
+    return _DynamicAggregateTriton.apply(x, offset, weight, tuple(dilations), kernel_size)
