@@ -3,3 +3,6 @@ from .dynamic_aggregate import IMPLS, check_inputs, default_impl, dynamic_aggreg
 from .reference import dynamic_aggregate_reference, node_grid, sample_nodes
 
 __all__ = ["IMPLS", "check_inputs", "default_impl", "dynamic_aggregate", "dynamic_aggregate_reference", "node_grid", "sample_nodes"]
+from .deform_conv import deform_conv2d  # noqa: E402
+
+__all__.append("deform_conv2d")

@@ -81,7 +81,8 @@ class _DynamicAggregateCPU(torch.autograd.Function):
     def backward(ctx, grad_out):
         xs, os_, ws = ctx.saved_tensors
         ext = load_extension()
-        gx, goff, gw = ext.backward(_nhwc(grad_out), xs, os_, ws, ctx.dilations, ctx.kernel_size, ctx.needs_input_grad[0])
+        gx, goff, gw = ext.backward(_nhwc(grad_out), xs, os_, ws, ctx.dilations, ctx.kernel_size,
+                                     ctx.needs_input_grad[0], ctx.needs_input_grad[2])
         gx = gx.permute(0, 3, 1, 2) if ctx.needs_input_grad[0] else None
         goff = goff.permute(0, 3, 1, 2) if ctx.needs_input_grad[1] else None
         gw = gw.permute(0, 3, 1, 2) if ctx.needs_input_grad[2] else None

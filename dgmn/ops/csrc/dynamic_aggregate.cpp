@@ -76,6 +76,7 @@ void forward_impl(const T* x, const T* off, const T* wgt, T* out, const std::vec
           corners(py, px, H, W, cr);
           for (int64_t g = 0; g < G; ++g) {
             const T wg = wp[sk * G + g];
+            if (wg == T(0)) continue;  // e.g. one-hot weights of deform_conv2d: skip the dead node
             T* og = o + g * Cg;
             for (int n = 0; n < cr.n; ++n) {
               const T a = wg * cr.coef[n];
@@ -93,7 +94,7 @@ void forward_impl(const T* x, const T* off, const T* wgt, T* out, const std::vec
 template <typename T>
 void backward_impl(const T* x, const T* off, const T* wgt, const T* gout, T* gx, T* goff, T* gw,
                    const std::vector<int64_t>& dil, int64_t B, int64_t H, int64_t W, int64_t C, int64_t ks,
-                   int64_t G, bool need_gx) {
+                   int64_t G, bool need_gx, bool need_gw) {
   const int64_t S = dil.size(), K = ks * ks, HW = H * W, Cg = C / G;
   const T c0 = T(ks - 1) / T(2);
   const int nthreads = at::get_num_threads();
@@ -136,6 +137,10 @@ void backward_impl(const T* x, const T* off, const T* wgt, const T* gout, T* gx,
           corners(py, px, H, W, cr);
           for (int64_t g = 0; g < G; ++g) {
             const T wg = wp[sk * G + g];
+            if (wg == T(0) && !need_gw) {  // a zero weight moves neither x's nor the offset's gradient
+              gwp[sk * G + g] = T(0);
+              continue;
+            }
             const T* gog = go + g * Cg;
             T sv = T(0), sy = T(0), sx = T(0);
             for (int n = 0; n < cr.n; ++n) {
@@ -198,7 +203,7 @@ torch::Tensor forward(torch::Tensor x, torch::Tensor off, torch::Tensor wgt, std
 }
 
 std::vector<torch::Tensor> backward(torch::Tensor gout, torch::Tensor x, torch::Tensor off, torch::Tensor wgt,
-                                    std::vector<int64_t> dil, int64_t ks, bool need_gx) {
+                                    std::vector<int64_t> dil, int64_t ks, bool need_gx, bool need_gw) {
   check(gout, "grad_out");
   check(x, "x");
   check(off, "offset");
@@ -211,7 +216,7 @@ std::vector<torch::Tensor> backward(torch::Tensor gout, torch::Tensor x, torch::
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dynamic_aggregate_backward", [&] {
     backward_impl<scalar_t>(x.data_ptr<scalar_t>(), off.data_ptr<scalar_t>(), wgt.data_ptr<scalar_t>(),
                             gout.data_ptr<scalar_t>(), need_gx ? gx.data_ptr<scalar_t>() : nullptr,
-                            goff.data_ptr<scalar_t>(), gw.data_ptr<scalar_t>(), dil, B, H, W, C, ks, G, need_gx);
+                            goff.data_ptr<scalar_t>(), gw.data_ptr<scalar_t>(), dil, B, H, W, C, ks, G, need_gx, need_gw);
   });
   return {gx, goff, gw};
 }
