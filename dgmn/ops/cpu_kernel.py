@@ -2,7 +2,8 @@
 
 Compiled on first use (about 15–30 s) and cached by PyTorch in ``$TORCH_EXTENSIONS_DIR``
 (default ``~/.cache/torch_extensions``). Features are processed channels-last, (B, H, W, C):
-pass ``x`` in ``torch.channels_last`` memory format to avoid a copy. Where no C++ compiler is
+pass ``x`` in ``torch.channels_last`` memory format to avoid a copy; offsets and weights are read in
+place in either memory format. Where no C++ compiler is
 available the op falls back to the reference implementation with one warning.
 """
 from __future__ import annotations
@@ -66,11 +67,18 @@ def _nhwc(t: torch.Tensor) -> torch.Tensor:
     return t.permute(0, 2, 3, 1).contiguous()
 
 
+def _planes(t: torch.Tensor) -> torch.Tensor:
+    """(B, ch, H, W) whose H, W flatten to one pixel index (NCHW or channels-last): read in place, else copied."""
+    if t.is_contiguous() or t.is_contiguous(memory_format=torch.channels_last):
+        return t
+    return t.contiguous()
+
+
 class _DynamicAggregateCPU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, offset, weight, dilations, kernel_size):
         ext = load_extension()
-        xs, os_, ws = _nhwc(x), _nhwc(offset), _nhwc(weight)
+        xs, os_, ws = _nhwc(x), _planes(offset), _planes(weight)
         out = ext.forward(xs, os_, ws, list(dilations), kernel_size)
         ctx.save_for_backward(xs, os_, ws)
         ctx.dilations, ctx.kernel_size = list(dilations), kernel_size
@@ -84,8 +92,8 @@ class _DynamicAggregateCPU(torch.autograd.Function):
         gx, goff, gw = ext.backward(_nhwc(grad_out), xs, os_, ws, ctx.dilations, ctx.kernel_size,
                                      ctx.needs_input_grad[0], ctx.needs_input_grad[2])
         gx = gx.permute(0, 3, 1, 2) if ctx.needs_input_grad[0] else None
-        goff = goff.permute(0, 3, 1, 2) if ctx.needs_input_grad[1] else None
-        gw = gw.permute(0, 3, 1, 2) if ctx.needs_input_grad[2] else None
+        goff = goff if ctx.needs_input_grad[1] else None
+        gw = gw if ctx.needs_input_grad[2] else None
         return gx, goff, gw, None, None
 
 

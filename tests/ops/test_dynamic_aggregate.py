@@ -77,7 +77,26 @@ def test_channels_last_and_strided_inputs_give_the_same_result(impl):
     b = dynamic_aggregate(x.contiguous(memory_format=torch.channels_last), off, w, (1, 2), impl=impl)
     xt = x.transpose(2, 3).contiguous().transpose(2, 3)  # same values, non-standard strides
     c = dynamic_aggregate(xt, off, w, (1, 2), impl=impl)
-    assert torch.allclose(a, b, rtol=0, atol=1e-12) and torch.allclose(a, c, rtol=0, atol=1e-12)
+    cl = torch.channels_last
+    d = dynamic_aggregate(x, off.contiguous(memory_format=cl), w.contiguous(memory_format=cl), (1, 2), impl=impl)
+    e = dynamic_aggregate(x, off[:, :, :, :, None].squeeze(-1).transpose(2, 3).contiguous().transpose(2, 3), w, (1, 2), impl=impl)
+    for other in (b, c, d, e):
+        assert torch.allclose(a, other, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_gradients_keep_the_memory_format_of_offsets_and_weights(impl):
+    dev = device_for(impl)
+    x, off, w = (t.to(dev) for t in make_inputs(2, 8, 6, 5, (1, 2), 2, 3, torch.float64, seed=7))
+    grads = []
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        o = off.contiguous(memory_format=fmt).requires_grad_()
+        ww = w.contiguous(memory_format=fmt).requires_grad_()
+        xx = x.clone().requires_grad_()
+        (dynamic_aggregate(xx, o, ww, (1, 2), impl=impl) * torch.arange(8.0, dtype=x.dtype, device=dev).view(1, 8, 1, 1)).sum().backward()
+        grads.append((xx.grad, o.grad, ww.grad))
+    for g1, g2 in zip(*grads):
+        assert torch.allclose(g1, g2, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("impl", IMPLS)

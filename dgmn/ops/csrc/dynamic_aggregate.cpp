@@ -1,10 +1,13 @@
 // Fused CPU kernel of dgmn.ops.dynamic_aggregate (forward and hand-written backward).
 //
-// Layout: every tensor is channels-last, i.e. (B, H, W, channels) contiguous, so the inner loop runs
-// over the C channels of one pixel and vectorises. Math (see dynamic_aggregate.py):
+// Layout: x and its gradient are channels-last, (B, H, W, C) contiguous, so the inner loop runs over
+// the channels of one pixel and vectorises; offset and weight are read in place, NCHW or channels-last. Math (see dynamic_aggregate.py):
 //   out[b,y,x,c] = sum_{s,k} w[b,y,x,(s*K+k)*G+g(c)] * bilinear(x[b,:,:,c], py, px)
 //   py = y + (ky-c0)*d_s + off[b,y,x,(s*K+k)*2],  px = x + (kx-c0)*d_s + off[b,y,x,(s*K+k)*2+1]
 // No (B, C, S*K, H, W) tensor is ever built: one pixel's S*K nodes are read straight from x.
+//
+// Every node always has 4 corners: a corner outside the map reads a row of zeros (forward) and
+// scatters into a throw-away row (backward), so the channel loops have no branches.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
@@ -13,78 +16,123 @@
 
 namespace {
 
-// One sampling position: up to 4 valid corners with their bilinear coefficients and the
-// derivative factors of those coefficients w.r.t. py (dy) and px (dx).
+// The 4 corners of one sampling position: row pointers, bilinear coefficients and their
+// derivatives w.r.t. py (dcy) and px (dcx). Invalid corners point at `zero` / `sink`.
 template <typename T>
-struct Corners {
-  int n = 0;
-  int64_t idx[4];  // pixel index iy*W + ix within the image
-  T coef[4];       // (1-|py-iy|)(1-|px-ix|)
-  T dcy[4];        // d coef / d py
-  T dcx[4];        // d coef / d px
+struct Node {
+  const T* src[4];
+  T* dst[4];
+  T coef[4];
+  T dcy[4];
+  T dcx[4];
 };
 
+// Returns false when no corner is inside the map (then the node contributes nothing).
 template <typename T>
-inline void corners(T py, T px, int64_t H, int64_t W, Corners<T>& c) {
-  c.n = 0;
+inline bool make_node(T py, T px, int64_t H, int64_t W, int64_t C, const T* xb, T* gxb, const T* zero, T* sink,
+                      Node<T>& n) {
+  // Far outside (or NaN): no valid corner; also guards the float->int cast.
+  if (!(py > T(-1) && py < T(H) && px > T(-1) && px < T(W))) return false;
   const T fy = std::floor(py), fx = std::floor(px);
   const int64_t y0 = static_cast<int64_t>(fy), x0 = static_cast<int64_t>(fx);
   const T ly = py - fy, lx = px - fx;
   const T wy[2] = {T(1) - ly, ly}, wx[2] = {T(1) - lx, lx};
-  const T sy[2] = {T(-1), T(1)}, sx[2] = {T(-1), T(1)};
+  const T sg[2] = {T(-1), T(1)};
+  int i = 0;
   for (int a = 0; a < 2; ++a) {
     const int64_t iy = y0 + a;
-    if (iy < 0 || iy >= H) continue;
-    for (int bb = 0; bb < 2; ++bb) {
+    for (int bb = 0; bb < 2; ++bb, ++i) {
       const int64_t ix = x0 + bb;
-      if (ix < 0 || ix >= W) continue;
-      c.idx[c.n] = iy * W + ix;
-      c.coef[c.n] = wy[a] * wx[bb];
-      c.dcy[c.n] = sy[a] * wx[bb];
-      c.dcx[c.n] = wy[a] * sx[bb];
-      ++c.n;
+      const bool ok = iy >= 0 && iy < H && ix >= 0 && ix < W;
+      n.src[i] = ok ? xb + (iy * W + ix) * C : zero;
+      n.dst[i] = ok && gxb ? gxb + (iy * W + ix) * C : sink;
+      n.coef[i] = wy[a] * wx[bb];
+      n.dcy[i] = sg[a] * wx[bb];
+      n.dcx[i] = wy[a] * sg[bb];
     }
   }
+  return true;
 }
 
-// Positions far outside the map (or NaN) have no valid corner; guard the float->int cast.
+// A (B, channels, H, W) tensor whose H and W flatten to one pixel index: element (b, ch, pixel) lives at
+// ptr + b*sb + ch*sc + pixel*sp. Covers both NCHW (sc = H*W, sp = 1) and channels-last (sc = 1, sp = channels).
 template <typename T>
-inline bool finite_near(T py, T px, int64_t H, int64_t W) {
-  return py > T(-2) && py < T(H + 1) && px > T(-2) && px < T(W + 1);
+struct Planes {
+  T* ptr;
+  int64_t sb, sc, sp;
+  T* at(int64_t b, int64_t pixel) const { return ptr + b * sb + pixel * sp; }
+};
+
+template <typename T>
+Planes<T> planes(const torch::Tensor& t) {
+  return {t.data_ptr<std::remove_const_t<T>>(), t.stride(0), t.stride(1), t.stride(3)};
+}
+
+// py, px of node (s, k) of pixel (y, x).
+template <typename T>
+inline void position(int64_t y, int64_t x, int64_t s, int64_t k, int64_t ks, T c0, const std::vector<int64_t>& dil,
+                     const T* op, int64_t osc, int64_t sk, T& py, T& px) {
+  py = T(y) + (T(k / ks) - c0) * T(dil[s]) + op[(sk * 2) * osc];
+  px = T(x) + (T(k % ks) - c0) * T(dil[s]) + op[(sk * 2 + 1) * osc];
 }
 
 template <typename T>
-void forward_impl(const T* x, const T* off, const T* wgt, T* out, const std::vector<int64_t>& dil,
+void forward_impl(const T* x, Planes<const T> off, Planes<const T> wgt, T* out, const std::vector<int64_t>& dil,
                   int64_t B, int64_t H, int64_t W, int64_t C, int64_t ks, int64_t G) {
   const int64_t S = dil.size(), K = ks * ks, HW = H * W, Cg = C / G;
   const T c0 = T(ks - 1) / T(2);
+  const std::vector<T> zero(C, T(0));
+  constexpr int64_t BLK = 16;  // channels per register block
   at::parallel_for(0, B * HW, 16, [&](int64_t begin, int64_t end) {
-    Corners<T> cr;
+    std::vector<Node<T>> nodes(S * K);
+    std::vector<int64_t> sks(S * K);
     for (int64_t p = begin; p < end; ++p) {
       const int64_t b = p / HW, y = (p % HW) / W, xx = p % W;
       const T* xb = x + b * HW * C;
-      const T* op = off + p * S * K * 2;
-      const T* wp = wgt + p * S * K * G;
+      const T* op = off.at(b, p % HW);
+      const T* wp = wgt.at(b, p % HW);
       T* o = out + p * C;
-      for (int64_t c = 0; c < C; ++c) o[c] = T(0);
+      int64_t nn = 0;  // this pixel's nodes with at least one corner inside the map
       for (int64_t s = 0; s < S; ++s) {
         for (int64_t k = 0; k < K; ++k) {
           const int64_t sk = s * K + k;
-          const T py = T(y) + (T(k / ks) - c0) * T(dil[s]) + op[sk * 2];
-          const T px = T(xx) + (T(k % ks) - c0) * T(dil[s]) + op[sk * 2 + 1];
-          if (!finite_near(py, px, H, W)) continue;
-          corners(py, px, H, W, cr);
-          for (int64_t g = 0; g < G; ++g) {
-            const T wg = wp[sk * G + g];
-            if (wg == T(0)) continue;  // e.g. one-hot weights of deform_conv2d: skip the dead node
-            T* og = o + g * Cg;
-            for (int n = 0; n < cr.n; ++n) {
-              const T a = wg * cr.coef[n];
-              const T* xv = xb + cr.idx[n] * C + g * Cg;
+          T py, px;
+          position(y, xx, s, k, ks, c0, dil, op, off.sc, sk, py, px);
+          if (make_node<T>(py, px, H, W, C, xb, nullptr, zero.data(), nullptr, nodes[nn])) sks[nn++] = sk;
+        }
+      }
+      if (Cg % BLK == 0) {
+        // Blocks of BLK channels lie in one group: accumulate all nodes in registers, store once.
+        for (int64_t c1 = 0; c1 < C; c1 += BLK) {
+          const int64_t g = c1 / Cg;
+          T acc[BLK] = {};
+          for (int64_t i = 0; i < nn; ++i) {
+            const T wg = wp[(sks[i] * G + g) * wgt.sc];
+            if (wg == T(0)) continue;  // e.g. the one-hot weights of deform_conv2d: skip dead nodes
+            const Node<T>& n = nodes[i];
+            const T a0 = wg * n.coef[0], a1 = wg * n.coef[1], a2 = wg * n.coef[2], a3 = wg * n.coef[3];
+            const T *__restrict__ s0 = n.src[0] + c1, *__restrict__ s1 = n.src[1] + c1;
+            const T *__restrict__ s2 = n.src[2] + c1, *__restrict__ s3 = n.src[3] + c1;
 #pragma omp simd
-              for (int64_t c = 0; c < Cg; ++c) og[c] += a * xv[c];
-            }
+            for (int64_t c = 0; c < BLK; ++c) acc[c] += a0 * s0[c] + a1 * s1[c] + a2 * s2[c] + a3 * s3[c];
           }
+          for (int64_t c = 0; c < BLK; ++c) o[c1 + c] = acc[c];
+        }
+        continue;
+      }
+      for (int64_t c = 0; c < C; ++c) o[c] = T(0);
+      for (int64_t i = 0; i < nn; ++i) {
+        const Node<T>& n = nodes[i];
+        for (int64_t g = 0; g < G; ++g) {
+          const T wg = wp[(sks[i] * G + g) * wgt.sc];
+          if (wg == T(0)) continue;
+          const T a0 = wg * n.coef[0], a1 = wg * n.coef[1], a2 = wg * n.coef[2], a3 = wg * n.coef[3];
+          const int64_t c1 = g * Cg;
+          const T *__restrict__ s0 = n.src[0] + c1, *__restrict__ s1 = n.src[1] + c1;
+          const T *__restrict__ s2 = n.src[2] + c1, *__restrict__ s3 = n.src[3] + c1;
+          T* __restrict__ og = o + c1;
+#pragma omp simd
+          for (int64_t c = 0; c < Cg; ++c) og[c] += a0 * s0[c] + a1 * s1[c] + a2 * s2[c] + a3 * s3[c];
         }
       }
     }
@@ -92,88 +140,88 @@ void forward_impl(const T* x, const T* off, const T* wgt, T* out, const std::vec
 }
 
 template <typename T>
-void backward_impl(const T* x, const T* off, const T* wgt, const T* gout, T* gx, T* goff, T* gw,
-                   const std::vector<int64_t>& dil, int64_t B, int64_t H, int64_t W, int64_t C, int64_t ks,
+void backward_impl(const T* x, Planes<const T> off, Planes<const T> wgt, const T* gout, T* gx, T* scratch, int64_t nbuf,
+                   Planes<T> goff, Planes<T> gw, const std::vector<int64_t>& dil, int64_t B, int64_t H, int64_t W, int64_t C, int64_t ks,
                    int64_t G, bool need_gx, bool need_gw) {
   const int64_t S = dil.size(), K = ks * ks, HW = H * W, Cg = C / G;
   const T c0 = T(ks - 1) / T(2);
-  const int nthreads = at::get_num_threads();
-  // Scatter into x's gradient races between pixels: each thread owns a private buffer (thread 0 writes gx).
-  std::vector<std::vector<T>> bufs(nthreads > 1 && need_gx ? nthreads - 1 : 0);
+  const std::vector<T> zero(C, T(0));
+  // Scattering into x's gradient races between pixels: each extra thread owns a private buffer in
+  // `scratch` ((nthreads-1) x B*H*W*C, allocated by the caller), thread 0 writes gx; they are summed after.
+  const int64_t numel = B * HW * C;
+  std::vector<char> used(nbuf, 0);
   at::parallel_for(0, B * HW, 16, [&](int64_t begin, int64_t end) {
     const int tid = at::get_thread_num();
     T* gxt = nullptr;
     if (need_gx) {
-      if (tid == 0) {
-        gxt = gx;
-      } else {
-        auto& buf = bufs[tid - 1];
-        if (buf.empty()) buf.assign(static_cast<size_t>(B * HW * C), T(0));
-        gxt = buf.data();
-      }
+      TORCH_CHECK(tid <= nbuf, "dynamic_aggregate backward: more threads than scratch buffers");
+      gxt = tid == 0 ? gx : scratch + (tid - 1) * numel;
+      if (tid > 0) used[tid - 1] = 1;
     }
-    Corners<T> cr;
+    std::vector<T> sink(C, T(0));  // where corners outside the map scatter to
+    Node<T> n;
     for (int64_t p = begin; p < end; ++p) {
       const int64_t b = p / HW, y = (p % HW) / W, xx = p % W;
       const T* xb = x + b * HW * C;
       T* gxb = need_gx ? gxt + b * HW * C : nullptr;
-      const T* op = off + p * S * K * 2;
-      const T* wp = wgt + p * S * K * G;
+      const T* op = off.at(b, p % HW);
+      const T* wp = wgt.at(b, p % HW);
       const T* go = gout + p * C;
-      T* gop = goff + p * S * K * 2;
-      T* gwp = gw + p * S * K * G;
+      T* gop = goff.at(b, p % HW);
+      T* gwp = gw.at(b, p % HW);
       for (int64_t s = 0; s < S; ++s) {
         for (int64_t k = 0; k < K; ++k) {
           const int64_t sk = s * K + k;
-          const T py = T(y) + (T(k / ks) - c0) * T(dil[s]) + op[sk * 2];
-          const T px = T(xx) + (T(k % ks) - c0) * T(dil[s]) + op[sk * 2 + 1];
+          T py, px;
+          position(y, xx, s, k, ks, c0, dil, op, off.sc, sk, py, px);
+          gop[(sk * 2) * goff.sc] = gop[(sk * 2 + 1) * goff.sc] = T(0);
+          for (int64_t g = 0; g < G; ++g) gwp[(sk * G + g) * gw.sc] = T(0);
+          if (!make_node<T>(py, px, H, W, C, xb, gxb, zero.data(), sink.data(), n)) continue;
           T gpy = T(0), gpx = T(0);
-          if (!finite_near(py, px, H, W)) {
-            for (int64_t g = 0; g < G; ++g) gwp[sk * G + g] = T(0);
-            gop[sk * 2] = T(0);
-            gop[sk * 2 + 1] = T(0);
-            continue;
-          }
-          corners(py, px, H, W, cr);
           for (int64_t g = 0; g < G; ++g) {
-            const T wg = wp[sk * G + g];
-            if (wg == T(0) && !need_gw) {  // a zero weight moves neither x's nor the offset's gradient
-              gwp[sk * G + g] = T(0);
-              continue;
+            const T wg = wp[(sk * G + g) * wgt.sc];
+            if (wg == T(0) && !need_gw) continue;  // moves neither x's nor the offset's gradient
+            const int64_t c1 = g * Cg;
+            const T *__restrict__ s0 = n.src[0] + c1, *__restrict__ s1 = n.src[1] + c1;
+            const T *__restrict__ s2 = n.src[2] + c1, *__restrict__ s3 = n.src[3] + c1;
+            const T* __restrict__ gog = go + c1;
+            // d_i = <grad_out, corner i> over the group's channels
+            T d0 = T(0), d1 = T(0), d2 = T(0), d3 = T(0);
+#pragma omp simd reduction(+ : d0, d1, d2, d3)
+            for (int64_t c = 0; c < Cg; ++c) {
+              d0 += gog[c] * s0[c];
+              d1 += gog[c] * s1[c];
+              d2 += gog[c] * s2[c];
+              d3 += gog[c] * s3[c];
             }
-            const T* gog = go + g * Cg;
-            T sv = T(0), sy = T(0), sx = T(0);
-            for (int n = 0; n < cr.n; ++n) {
-              const T* xv = xb + cr.idx[n] * C + g * Cg;
-              T dot = T(0);
-#pragma omp simd reduction(+ : dot)
-              for (int64_t c = 0; c < Cg; ++c) dot += gog[c] * xv[c];
-              sv += cr.coef[n] * dot;
-              sy += cr.dcy[n] * dot;
-              sx += cr.dcx[n] * dot;
-              if (need_gx) {
-                T* gxv = gxb + cr.idx[n] * C + g * Cg;
-                const T a = wg * cr.coef[n];
+            gwp[(sk * G + g) * gw.sc] = n.coef[0] * d0 + n.coef[1] * d1 + n.coef[2] * d2 + n.coef[3] * d3;
+            gpy += wg * (n.dcy[0] * d0 + n.dcy[1] * d1 + n.dcy[2] * d2 + n.dcy[3] * d3);
+            gpx += wg * (n.dcx[0] * d0 + n.dcx[1] * d1 + n.dcx[2] * d2 + n.dcx[3] * d3);
+            if (need_gx && wg != T(0)) {
+              const T a0 = wg * n.coef[0], a1 = wg * n.coef[1], a2 = wg * n.coef[2], a3 = wg * n.coef[3];
+              // Valid corners are distinct rows; only invalid ones share the throw-away sink row.
+              T *t0 = n.dst[0] + c1, *t1 = n.dst[1] + c1, *t2 = n.dst[2] + c1, *t3 = n.dst[3] + c1;
 #pragma omp simd
-                for (int64_t c = 0; c < Cg; ++c) gxv[c] += a * gog[c];
+              for (int64_t c = 0; c < Cg; ++c) {
+                const T gv = gog[c];
+                t0[c] += a0 * gv;
+                t1[c] += a1 * gv;
+                t2[c] += a2 * gv;
+                t3[c] += a3 * gv;
               }
             }
-            gwp[sk * G + g] = sv;
-            gpy += wg * sy;
-            gpx += wg * sx;
           }
-          gop[sk * 2] = gpy;
-          gop[sk * 2 + 1] = gpx;
+          gop[(sk * 2) * goff.sc] = gpy;
+          gop[(sk * 2 + 1) * goff.sc] = gpx;
         }
       }
     }
   });
-  if (!bufs.empty()) {
-    const int64_t n = B * HW * C;
-    at::parallel_for(0, n, 1 << 14, [&](int64_t begin, int64_t end) {
-      for (auto& buf : bufs) {
-        if (buf.empty()) continue;
-        const T* src = buf.data();
+  if (need_gx && nbuf > 0) {
+    at::parallel_for(0, numel, 1 << 14, [&](int64_t begin, int64_t end) {
+      for (int64_t t = 0; t < nbuf; ++t) {
+        if (!used[t]) continue;
+        const T* src = scratch + t * numel;
         for (int64_t i = begin; i < end; ++i) gx[i] += src[i];
       }
     });
@@ -185,18 +233,24 @@ void check(const torch::Tensor& t, const char* name) {
   TORCH_CHECK(t.is_contiguous(), name, " must be contiguous (channels-last data as (B, H, W, channels))");
 }
 
+void check_planes(const torch::Tensor& t, const char* name) {
+  TORCH_CHECK(t.device().is_cpu() && t.dim() == 4, name, " must be a 4-D CPU tensor");
+  TORCH_CHECK(t.stride(2) == t.size(3) * t.stride(3) || t.size(2) == 1, name,
+              " must have H and W flattenable to one pixel index (NCHW or channels-last)");
+}
+
 }  // namespace
 
-// All tensors are (B, H, W, channels) contiguous.
+// x and grad_out: (B, H, W, C) contiguous. offset, weight: (B, channels, H, W), NCHW or channels-last.
 torch::Tensor forward(torch::Tensor x, torch::Tensor off, torch::Tensor wgt, std::vector<int64_t> dil, int64_t ks) {
   check(x, "x");
-  check(off, "offset");
-  check(wgt, "weight");
+  check_planes(off, "offset");
+  check_planes(wgt, "weight");
   const int64_t B = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
-  const int64_t G = wgt.size(3) / (static_cast<int64_t>(dil.size()) * ks * ks);
+  const int64_t G = wgt.size(1) / (static_cast<int64_t>(dil.size()) * ks * ks);
   auto out = torch::empty_like(x);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dynamic_aggregate_forward", [&] {
-    forward_impl<scalar_t>(x.data_ptr<scalar_t>(), off.data_ptr<scalar_t>(), wgt.data_ptr<scalar_t>(),
+    forward_impl<scalar_t>(x.data_ptr<scalar_t>(), planes<const scalar_t>(off), planes<const scalar_t>(wgt),
                            out.data_ptr<scalar_t>(), dil, B, H, W, C, ks, G);
   });
   return out;
@@ -206,17 +260,21 @@ std::vector<torch::Tensor> backward(torch::Tensor gout, torch::Tensor x, torch::
                                     std::vector<int64_t> dil, int64_t ks, bool need_gx, bool need_gw) {
   check(gout, "grad_out");
   check(x, "x");
-  check(off, "offset");
-  check(wgt, "weight");
+  check_planes(off, "offset");
+  check_planes(wgt, "weight");
   const int64_t B = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
-  const int64_t G = wgt.size(3) / (static_cast<int64_t>(dil.size()) * ks * ks);
+  const int64_t G = wgt.size(1) / (static_cast<int64_t>(dil.size()) * ks * ks);
   auto gx = need_gx ? torch::zeros_like(x) : torch::empty({0}, x.options());
+  const int64_t nbuf = need_gx ? at::get_num_threads() - 1 : 0;
+  auto scratch = torch::zeros({nbuf > 0 ? nbuf * x.numel() : 0}, x.options());
+  // Gradients take the layout of their inputs (empty_like keeps NCHW or channels-last strides).
   auto goff = torch::empty_like(off);
   auto gw = torch::empty_like(wgt);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dynamic_aggregate_backward", [&] {
-    backward_impl<scalar_t>(x.data_ptr<scalar_t>(), off.data_ptr<scalar_t>(), wgt.data_ptr<scalar_t>(),
+    backward_impl<scalar_t>(x.data_ptr<scalar_t>(), planes<const scalar_t>(off), planes<const scalar_t>(wgt),
                             gout.data_ptr<scalar_t>(), need_gx ? gx.data_ptr<scalar_t>() : nullptr,
-                            goff.data_ptr<scalar_t>(), gw.data_ptr<scalar_t>(), dil, B, H, W, C, ks, G, need_gx, need_gw);
+                            nbuf > 0 ? scratch.data_ptr<scalar_t>() : nullptr, nbuf, planes<scalar_t>(goff),
+                            planes<scalar_t>(gw), dil, B, H, W, C, ks, G, need_gx, need_gw);
   });
   return {gx, goff, gw};
 }

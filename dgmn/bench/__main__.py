@@ -1,0 +1,58 @@
+"""Benchmarks: ``python -m dgmn.bench {op,layer} [--json] [--repeats N] [--quick]``.
+
+Each prints a table of what it measured on this machine (and the machine: CPU, threads, torch version);
+``--json`` prints the rows as JSON instead.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+
+import torch
+
+from .table import format_table
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return dict(
+        cpu=cpu, threads=torch.get_num_threads(), torch=torch.__version__,
+        cuda=torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"),
+    )
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m dgmn.bench", description=__doc__.splitlines()[0])
+    p.add_argument("what", choices=["op", "layer"], help="which benchmark to run")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median reported)")
+    p.add_argument("--quick", action="store_true", help="only the smaller sizes")
+    args = p.parse_args(argv)
+    if args.what == "op":
+        from . import op as bench
+    else:
+        from . import layer as bench
+    rows = bench.run(repeats=args.repeats, quick=args.quick)
+    info = machine()
+    if args.json:
+        print(json.dumps(dict(machine=info, benchmark=args.what, rows=rows), indent=1))
+    else:
+        print(f"# python -m dgmn.bench {' '.join(sys.argv[1:] if argv is None else argv)}")
+        print("# " + ", ".join(f"{k}={v}" for k, v in info.items()))
+        print(format_table(rows, bench.COLUMNS, {"size": bench.size_label}))
+        for line in bench.verdicts(rows):
+            print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
