@@ -28,7 +28,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..ops import deform_conv2d, dynamic_aggregate
+from ..ops import deform_conv2d, dilated_conv2d, dynamic_aggregate
+
+
+def grid_conv(conv: nn.Conv2d, h: torch.Tensor) -> torch.Tensor:
+    """``conv(h)`` for a dilated conv that reads the uniform grid; on the CPU as a 1×1 conv + shifted sums,
+    which is faster than oneDNN's direct dilated convolution for these few output channels."""
+    if h.device.type == "cpu":
+        return dilated_conv2d(h, conv.weight, conv.bias, conv.dilation[0])
+    return conv(h)
 
 
 class RateGraph(NamedTuple):
@@ -134,7 +142,7 @@ class DGMN(nn.Module):
         graphs = []
         for s, d in enumerate(self.dilations):
             if self.walk_convs is not None:
-                offset = self.walk_convs[s](h)
+                offset = grid_conv(self.walk_convs[s], h)
             else:
                 offset = h.new_zeros(B, 2 * K, H, W)
             affinity = filters = None
@@ -143,7 +151,7 @@ class DGMN(nn.Module):
                 if self.walk_convs is not None:
                     pred = deform_conv2d(h, offset, conv.weight, conv.bias, d)
                 else:  # the walked nodes are the grid: a plain dilated conv is the same thing, faster
-                    pred = conv(h)
+                    pred = grid_conv(conv, h)
                 n_filters = K * G if self.dynamic_weights else 0
                 if self.dynamic_weights:
                     filters = pred[:, :n_filters]

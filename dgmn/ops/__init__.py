@@ -6,3 +6,6 @@ __all__ = ["IMPLS", "check_inputs", "default_impl", "dynamic_aggregate", "dynami
 from .deform_conv import deform_conv2d  # noqa: E402
 
 __all__.append("deform_conv2d")
+from .dilated_conv import dilated_conv2d  # noqa: E402
+
+__all__.append("dilated_conv2d")

@@ -68,8 +68,9 @@ def _nhwc(t: torch.Tensor) -> torch.Tensor:
 
 
 def _planes(t: torch.Tensor) -> torch.Tensor:
-    """(B, ch, H, W) whose H, W flatten to one pixel index (NCHW or channels-last): read in place, else copied."""
-    if t.is_contiguous() or t.is_contiguous(memory_format=torch.channels_last):
+    """(B, ch, H, W) whose H, W flatten to one pixel index (NCHW, channels-last, or broadcast with stride 0,
+    like the expanded one-hot weights of ``deform_conv2d``): read in place, else copied."""
+    if t.shape[2] == 1 or t.stride(2) == t.shape[3] * t.stride(3):
         return t
     return t.contiguous()
 

@@ -41,5 +41,9 @@ def deform_conv2d(
     B, _, H, W = x.shape
     z = F.conv2d(x, weight.permute(2, 3, 0, 1).reshape(K * O, C, 1, 1))  # (B, K·O, H, W), layout [k][o]
     onehot = torch.eye(K, dtype=x.dtype, device=x.device).view(1, K * K, 1, 1).expand(B, K * K, H, W)
-    out = dynamic_aggregate(z, offset, onehot, (dilation,), ks, impl=impl).view(B, K, O, H, W).sum(dim=1)
-    return out if bias is None else out + bias.view(1, O, 1, 1)
+    taps = dynamic_aggregate(z, offset, onehot, (dilation,), ks, impl=impl)  # (B, K·O, H, W): tap k of z_k
+    # Σ_k, with O innermost (channels-last order): much faster than reducing a strided (B, K, O, H, W) view.
+    out = taps.permute(0, 2, 3, 1).reshape(B, H, W, K, O).sum(dim=3)
+    if bias is not None:
+        out = out + bias
+    return out.permute(0, 3, 1, 2)

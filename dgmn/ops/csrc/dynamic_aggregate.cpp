@@ -76,13 +76,34 @@ inline void position(int64_t y, int64_t x, int64_t s, int64_t k, int64_t ks, T c
   px = T(x) + (T(k % ks) - c0) * T(dil[s]) + op[(sk * 2 + 1) * osc];
 }
 
+// One pixel's output, BLK channels at a time (BLK divides C/G, so a block has one weight per node):
+// o[c] = sum_i w_i[g(c)] * sum_corners coef * x[corner, c], with the block's accumulators in registers.
+template <typename T, int64_t BLK>
+inline void node_blocks(const Node<T>* nodes, const int64_t* sks, int64_t nn, const T* wp, int64_t wsc, int64_t G,
+                        int64_t C, int64_t Cg, T* o) {
+  for (int64_t c1 = 0; c1 < C; c1 += BLK) {
+    const int64_t g = c1 / Cg;
+    T acc[BLK] = {};
+    for (int64_t i = 0; i < nn; ++i) {
+      const T wg = wp[(sks[i] * G + g) * wsc];
+      if (wg == T(0)) continue;  // e.g. the one-hot weights of deform_conv2d: skip dead nodes
+      const Node<T>& n = nodes[i];
+      const T a0 = wg * n.coef[0], a1 = wg * n.coef[1], a2 = wg * n.coef[2], a3 = wg * n.coef[3];
+      const T *__restrict__ s0 = n.src[0] + c1, *__restrict__ s1 = n.src[1] + c1;
+      const T *__restrict__ s2 = n.src[2] + c1, *__restrict__ s3 = n.src[3] + c1;
+#pragma omp simd
+      for (int64_t c = 0; c < BLK; ++c) acc[c] += a0 * s0[c] + a1 * s1[c] + a2 * s2[c] + a3 * s3[c];
+    }
+    for (int64_t c = 0; c < BLK; ++c) o[c1 + c] = acc[c];
+  }
+}
+
 template <typename T>
 void forward_impl(const T* x, Planes<const T> off, Planes<const T> wgt, T* out, const std::vector<int64_t>& dil,
                   int64_t B, int64_t H, int64_t W, int64_t C, int64_t ks, int64_t G) {
   const int64_t S = dil.size(), K = ks * ks, HW = H * W, Cg = C / G;
   const T c0 = T(ks - 1) / T(2);
   const std::vector<T> zero(C, T(0));
-  constexpr int64_t BLK = 16;  // channels per register block
   at::parallel_for(0, B * HW, 16, [&](int64_t begin, int64_t end) {
     std::vector<Node<T>> nodes(S * K);
     std::vector<int64_t> sks(S * K);
@@ -101,23 +122,17 @@ void forward_impl(const T* x, Planes<const T> off, Planes<const T> wgt, T* out, 
           if (make_node<T>(py, px, H, W, C, xb, nullptr, zero.data(), nullptr, nodes[nn])) sks[nn++] = sk;
         }
       }
-      if (Cg % BLK == 0) {
-        // Blocks of BLK channels lie in one group: accumulate all nodes in registers, store once.
-        for (int64_t c1 = 0; c1 < C; c1 += BLK) {
-          const int64_t g = c1 / Cg;
-          T acc[BLK] = {};
-          for (int64_t i = 0; i < nn; ++i) {
-            const T wg = wp[(sks[i] * G + g) * wgt.sc];
-            if (wg == T(0)) continue;  // e.g. the one-hot weights of deform_conv2d: skip dead nodes
-            const Node<T>& n = nodes[i];
-            const T a0 = wg * n.coef[0], a1 = wg * n.coef[1], a2 = wg * n.coef[2], a3 = wg * n.coef[3];
-            const T *__restrict__ s0 = n.src[0] + c1, *__restrict__ s1 = n.src[1] + c1;
-            const T *__restrict__ s2 = n.src[2] + c1, *__restrict__ s3 = n.src[3] + c1;
-#pragma omp simd
-            for (int64_t c = 0; c < BLK; ++c) acc[c] += a0 * s0[c] + a1 * s1[c] + a2 * s2[c] + a3 * s3[c];
-          }
-          for (int64_t c = 0; c < BLK; ++c) o[c1 + c] = acc[c];
-        }
+      // Blocks of BLK channels lie in one group: accumulate all nodes in registers, store once.
+      if (Cg % 64 == 0) {
+        node_blocks<T, 64>(nodes.data(), sks.data(), nn, wp, wgt.sc, G, C, Cg, o);
+        continue;
+      }
+      if (Cg % 32 == 0) {
+        node_blocks<T, 32>(nodes.data(), sks.data(), nn, wp, wgt.sc, G, C, Cg, o);
+        continue;
+      }
+      if (Cg % 16 == 0) {
+        node_blocks<T, 16>(nodes.data(), sks.data(), nn, wp, wgt.sc, G, C, Cg, o);
         continue;
       }
       for (int64_t c = 0; c < C; ++c) o[c] = T(0);
