@@ -39,6 +39,10 @@ CASES = [  # (B, C, H, W, dilations, G, kernel_size, far)
     (3, 4, 6, 6, (2, 1), 4, 5, True),
     (2, 6, 4, 5, (1, 2, 3), 2, 5, False),
     (1, 3, 1, 5, (1,), 1, 3, False),  # a map with a side of one pixel
+    # channel groups of 16, 32 and 64: the fused kernel's register-blocked paths
+    (2, 32, 5, 4, (1, 2), 2, 3, True),
+    (1, 64, 4, 5, (1,), 2, 3, False),
+    (1, 128, 3, 4, (2, 1), 2, 3, True),
 ]
 
 
@@ -102,7 +106,7 @@ def test_gradients_keep_the_memory_format_of_offsets_and_weights(impl):
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize(
     "case",
-    [(2, 4, 4, 5, (1, 2), 2, 3), (1, 4, 3, 4, (1,), 4, 5), (2, 2, 3, 3, (2,), 1, 3)],
+    [(2, 4, 4, 5, (1, 2), 2, 3), (1, 4, 3, 4, (1,), 4, 5), (2, 2, 3, 3, (2,), 1, 3), (1, 32, 3, 3, (1,), 2, 3)],
     ids=lambda c: f"B{c[0]}C{c[1]}S{len(c[4])}G{c[5]}k{c[6]}",
 )
 def test_gradcheck(impl, case):
@@ -119,17 +123,30 @@ def test_gradcheck(impl, case):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-def test_gradients_match_reference_when_only_some_inputs_need_them(impl):
+@pytest.mark.parametrize("C, G", [(8, 4), (64, 4), (64, 2), (64, 1)])
+def test_gradients_match_reference_when_only_some_inputs_need_them(impl, C, G):
     dev = device_for(impl)
-    x, off, w = (t.to(dev) for t in make_inputs(2, 8, 5, 5, (1, 3), 4, 3, torch.float64, seed=5))
+    x, off, w = (t.to(dev) for t in make_inputs(2, C, 5, 5, (1, 3), G, 3, torch.float64, seed=5))
     off.requires_grad_()
     w.requires_grad_()
-    g_out = torch.randn(2, 8, 5, 5, dtype=torch.float64, device=dev)
+    g_out = torch.randn(2, C, 5, 5, dtype=torch.float64, device=dev)
     (dynamic_aggregate(x, off, w, (1, 3), impl=impl) * g_out).sum().backward()
     go, gw = off.grad.clone(), w.grad.clone()
     off.grad = w.grad = None
     (dynamic_aggregate(x, off, w, (1, 3), impl="reference") * g_out).sum().backward()
     assert torch.allclose(go, off.grad, atol=1e-10) and torch.allclose(gw, w.grad, atol=1e-10)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("C, G", [(8, 2), (32, 2), (64, 1)])
+def test_all_gradients_match_reference_on_every_kernel_path(impl, C, G):
+    dev = device_for(impl)
+    ins = [t.to(dev).requires_grad_() for t in make_inputs(2, C, 4, 6, (1, 2), G, 3, torch.float64, seed=9, far=True)]
+    g_out = torch.randn(2, C, 4, 6, dtype=torch.float64, device=dev)
+    got = torch.autograd.grad((dynamic_aggregate(*ins, (1, 2), impl=impl) * g_out).sum(), ins)
+    want = torch.autograd.grad((dynamic_aggregate(*ins, (1, 2), impl="reference") * g_out).sum(), ins)
+    for a, b in zip(got, want):
+        assert torch.allclose(a, b, atol=1e-10)
 
 
 def test_zero_offsets_sample_the_dilated_grid():

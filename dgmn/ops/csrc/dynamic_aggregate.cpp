@@ -154,6 +154,61 @@ void forward_impl(const T* x, Planes<const T> off, Planes<const T> wgt, T* out, 
   });
 }
 
+// Backward of one node, BLK channels at a time (BLK divides C/G): one fused pass per block computes
+// grad_weight's per-group dot products, the offset gradient's per-lane partial sums and the scatter into
+// x's gradient, with only G + 2 horizontal sums per node. gwp must be zeroed by the caller.
+template <typename T, int64_t BLK, bool NEED_GX>
+inline void node_backward_blocks(const Node<T>& n, const T* wpn, int64_t wsc, int64_t C, int64_t Cg, const T* go,
+                                 bool need_gw, T* gwpn, int64_t gwsc, T& gpy, T& gpx) {
+  T ay[BLK] = {}, ax[BLK] = {};
+  for (int64_t c1 = 0; c1 < C; c1 += BLK) {
+    const int64_t g = c1 / Cg;
+    const T wg = wpn[g * wsc];
+    if (wg == T(0) && !need_gw) continue;  // moves neither x's nor the offset's gradient
+    const T *__restrict__ s0 = n.src[0] + c1, *__restrict__ s1 = n.src[1] + c1;
+    const T *__restrict__ s2 = n.src[2] + c1, *__restrict__ s3 = n.src[3] + c1;
+    const T* __restrict__ gb = go + c1;
+    T *t0 = n.dst[0] + c1, *t1 = n.dst[1] + c1, *t2 = n.dst[2] + c1, *t3 = n.dst[3] + c1;
+    const T a0 = wg * n.coef[0], a1 = wg * n.coef[1], a2 = wg * n.coef[2], a3 = wg * n.coef[3];
+    T av[BLK];
+#pragma omp simd
+    for (int64_t c = 0; c < BLK; ++c) {
+      const T gv = gb[c];
+      const T v0 = s0[c], v1 = s1[c], v2 = s2[c], v3 = s3[c];
+      av[c] = gv * (n.coef[0] * v0 + n.coef[1] * v1 + n.coef[2] * v2 + n.coef[3] * v3);
+      const T wgv = wg * gv;
+      ay[c] += wgv * (n.dcy[0] * v0 + n.dcy[1] * v1 + n.dcy[2] * v2 + n.dcy[3] * v3);
+      ax[c] += wgv * (n.dcx[0] * v0 + n.dcx[1] * v1 + n.dcx[2] * v2 + n.dcx[3] * v3);
+      if (NEED_GX) {
+        t0[c] += a0 * gv;
+        t1[c] += a1 * gv;
+        t2[c] += a2 * gv;
+        t3[c] += a3 * gv;
+      }
+    }
+    T sv = T(0);
+    for (int64_t c = 0; c < BLK; ++c) sv += av[c];
+    gwpn[g * gwsc] += sv;
+  }
+  T sy = T(0), sx = T(0);
+  for (int64_t c = 0; c < BLK; ++c) {
+    sy += ay[c];
+    sx += ax[c];
+  }
+  gpy = sy;
+  gpx = sx;
+}
+
+template <typename T, int64_t BLK>
+inline void node_backward(const Node<T>& n, const T* wpn, int64_t wsc, int64_t C, int64_t Cg, const T* go, bool need_gx,
+                          bool need_gw, T* gwpn, int64_t gwsc, T& gpy, T& gpx) {
+  if (need_gx) {
+    node_backward_blocks<T, BLK, true>(n, wpn, wsc, C, Cg, go, need_gw, gwpn, gwsc, gpy, gpx);
+  } else {
+    node_backward_blocks<T, BLK, false>(n, wpn, wsc, C, Cg, go, need_gw, gwpn, gwsc, gpy, gpx);
+  }
+}
+
 template <typename T>
 void backward_impl(const T* x, Planes<const T> off, Planes<const T> wgt, const T* gout, T* gx, T* scratch, int64_t nbuf,
                    Planes<T> goff, Planes<T> gw, const std::vector<int64_t>& dil, int64_t B, int64_t H, int64_t W, int64_t C, int64_t ks,
@@ -193,6 +248,20 @@ void backward_impl(const T* x, Planes<const T> off, Planes<const T> wgt, const T
           for (int64_t g = 0; g < G; ++g) gwp[(sk * G + g) * gw.sc] = T(0);
           if (!make_node<T>(py, px, H, W, C, xb, gxb, zero.data(), sink.data(), n)) continue;
           T gpy = T(0), gpx = T(0);
+          if (Cg % 16 == 0) {
+            const T* wpn = wp + sk * G * wgt.sc;
+            T* gwpn = gwp + sk * G * gw.sc;
+            if (Cg % 64 == 0) {
+              node_backward<T, 64>(n, wpn, wgt.sc, C, Cg, go, need_gx, need_gw, gwpn, gw.sc, gpy, gpx);
+            } else if (Cg % 32 == 0) {
+              node_backward<T, 32>(n, wpn, wgt.sc, C, Cg, go, need_gx, need_gw, gwpn, gw.sc, gpy, gpx);
+            } else {
+              node_backward<T, 16>(n, wpn, wgt.sc, C, Cg, go, need_gx, need_gw, gwpn, gw.sc, gpy, gpx);
+            }
+            gop[(sk * 2) * goff.sc] = gpy;
+            gop[(sk * 2 + 1) * goff.sc] = gpx;
+            continue;
+          }
           for (int64_t g = 0; g < G; ++g) {
             const T wg = wp[(sk * G + g) * wgt.sc];
             if (wg == T(0) && !need_gw) continue;  // moves neither x's nor the offset's gradient
