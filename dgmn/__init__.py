@@ -7,6 +7,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .modules import DGMN, NonLocal2d, RateGraph, count_macs  # noqa: E402
 from .ops import dynamic_aggregate  # noqa: E402
+from .models import build_segmenter, insert_dgmn, load_model  # noqa: E402
 
-__all__ = ["DGMN", "NonLocal2d", "RateGraph", "count_macs", "dynamic_aggregate"]
+__all__ = ["DGMN", "NonLocal2d", "RateGraph", "build_segmenter", "count_macs", "dynamic_aggregate", "insert_dgmn", "load_model"]
 __version__ = "0.1.0"
