@@ -1,8 +1,8 @@
 """Low-level ops: the dynamic aggregation op and its node sampler."""
-from .dynamic_aggregate import IMPLS, check_inputs, default_impl, dynamic_aggregate
+from .dynamic_aggregate import IMPLS, check_inputs, default_impl, dynamic_aggregate, use_impl
 from .reference import dynamic_aggregate_reference, node_grid, sample_nodes
 
-__all__ = ["IMPLS", "check_inputs", "default_impl", "dynamic_aggregate", "dynamic_aggregate_reference", "node_grid", "sample_nodes"]
+__all__ = ["IMPLS", "check_inputs", "default_impl", "dynamic_aggregate", "dynamic_aggregate_reference", "node_grid", "sample_nodes", "use_impl"]
 from .deform_conv import deform_conv2d  # noqa: E402
 
 __all__.append("deform_conv2d")

@@ -36,9 +36,9 @@ def deform_conv2d(
         raise ValueError(
             f"deform_conv2d: `weight` must have shape (O, C={x.shape[1]}, ks, ks), got {tuple(weight.shape)}"
         )
-    O, C, ks, _ = weight.shape
+    O, C, ks = (int(v) for v in weight.shape[:3])  # plain ints, also while tracing for ONNX
     K = ks * ks
-    B, _, H, W = x.shape
+    B, _, H, W = (int(v) for v in x.shape)
     z = F.conv2d(x, weight.permute(2, 3, 0, 1).reshape(K * O, C, 1, 1))  # (B, K·O, H, W), layout [k][o]
     onehot = torch.eye(K, dtype=x.dtype, device=x.device).view(1, K * K, 1, 1).expand(B, K * K, H, W)
     taps = dynamic_aggregate(z, offset, onehot, (dilation,), ks, impl=impl)  # (B, K·O, H, W): tap k of z_k

@@ -17,13 +17,13 @@ import torch.nn.functional as F
 
 def dilated_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None, dilation: int = 1) -> torch.Tensor:
     """Same as ``F.conv2d(x, weight, bias, padding=dilation·(ks−1)/2, dilation=dilation)`` for odd ks."""
-    O, C, ks, ks2 = weight.shape
+    O, C, ks, ks2 = (int(v) for v in weight.shape)
     if ks != ks2 or ks % 2 == 0 or x.dim() != 4 or x.shape[1] != C:
         raise ValueError(
             f"dilated_conv2d: need x (B, {C}, H, W) and an odd square kernel (O, C, ks, ks); "
             f"got x {tuple(x.shape)} and weight {tuple(weight.shape)}"
         )
-    B, _, H, W = x.shape
+    B, _, H, W = (int(v) for v in x.shape)
     K, c0 = ks * ks, (ks - 1) // 2
     z = F.conv2d(x, weight.permute(2, 3, 0, 1).reshape(K * O, C, 1, 1))  # (B, K·O, H, W), layout [k][o]
     out = x.new_zeros(B, O, H, W) if bias is None else bias.view(1, O, 1, 1).expand(B, O, H, W).clone()

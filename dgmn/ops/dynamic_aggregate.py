@@ -28,7 +28,8 @@ otherwise: ``"cpu"`` (fused C++/OpenMP kernel, for CPU tensors), ``"triton"`` (f
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence
+from contextlib import contextmanager
+from typing import Iterator, Optional, Sequence
 
 import torch
 
@@ -101,6 +102,22 @@ def default_impl(device: torch.device) -> str:
     if device.type == "cuda":
         return "triton"
     return "reference"
+
+
+@contextmanager
+def use_impl(impl: str) -> Iterator[None]:
+    """Within the block, ``dynamic_aggregate`` uses ``impl`` by default (it sets ``DGMN_OP_IMPL``)."""
+    if impl not in IMPLS:
+        raise ValueError(f"use_impl: {impl!r} is not an implementation; use one of {', '.join(IMPLS)}")
+    old = os.environ.get("DGMN_OP_IMPL")
+    os.environ["DGMN_OP_IMPL"] = impl
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("DGMN_OP_IMPL", None)
+        else:
+            os.environ["DGMN_OP_IMPL"] = old
 
 
 def dynamic_aggregate(

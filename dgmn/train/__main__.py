@@ -115,7 +115,7 @@ def load_optimizer(opt: torch.optim.Optimizer, path: Path) -> int:
     return step
 
 
-def card_for(cfg: dict, dataset, model: torch.nn.Module, **extra) -> dict:
+def card_for(cfg: dict, dataset, model: torch.nn.Module, macs: bool = True, **extra) -> dict:
     m, d, e = cfg["model"], cfg["data"], cfg["eval"]
     size = (d["size"], d["size"]) if isinstance(d["size"], int) else tuple(d["size"])
     return {
@@ -130,7 +130,8 @@ def card_for(cfg: dict, dataset, model: torch.nn.Module, **extra) -> dict:
         "dataset": {"name": d["dataset"], "train_seed": d["train_seed"], "size": list(size), "root": d.get("root")},
         "eval_split": {"dataset": d["dataset"], "seed": e["seed"], "images": e["images"], "size": list(size)},
         "params": sum(p.numel() for p in model.parameters()),
-        "macs": count_macs(model, (1, 3, *size)),
+        "macs": count_macs(model, (1, 3, *size)) if macs else None,
+        "macs_input": [1, 3, *size],
         **extra,
     }
 
@@ -205,7 +206,7 @@ def train(cfg: dict, out: Path, resume: bool = False, command: str = "") -> dict
             bar.update(1)
             if step % t["checkpoint_every"] == 0 or step == t["steps"]:
                 elapsed = seconds + time.perf_counter() - t0
-                save_model(model, out / "last", card_for(cfg, dataset, model, training={"step": step, "seconds": elapsed}))
+                save_model(model, out / "last", card_for(cfg, dataset, model, macs=False, training={"step": step, "seconds": elapsed}))
                 save_optimizer(opt, out / "last.optim.safetensors", step)
                 state_path.write_text(json.dumps({"step": step, "seconds": elapsed}))
     bar.close()

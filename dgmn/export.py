@@ -1,0 +1,47 @@
+"""Export a checkpoint to ONNX: ``python -m dgmn.export --checkpoint NAME_OR_PATH --onnx out.onnx [--size H W]``.
+
+The export traces the pure-PyTorch reference of the aggregation op (``F.grid_sample``, ONNX GridSample,
+opset ≥ 16), so the file runs anywhere onnxruntime does. Input: ``image`` (1, 3, H, W) normalised as the
+model card says; output: ``logits`` (1, classes, H, W).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from .models import CheckpointError, load_model
+from .ops import use_impl
+
+
+def export_onnx(model: torch.nn.Module, path: str | Path, size=(128, 128), opset: int = 17) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.cpu().eval()
+    x = torch.zeros(1, 3, *size)
+    with use_impl("reference"), torch.no_grad():
+        torch.onnx.export(model, (x,), str(path), input_names=["image"], output_names=["logits"], opset_version=opset, dynamo=False)
+    return path
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m dgmn.export", description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--onnx", required=True, help="output .onnx path")
+    p.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"), help="input size (default: the card's)")
+    args = p.parse_args(argv)
+    try:
+        model = load_model(args.checkpoint)
+    except CheckpointError as exc:
+        print(f"dgmn.export: {exc}", file=sys.stderr)
+        return 2
+    size = tuple(args.size or model.card.get("eval_split", {}).get("size", (128, 128)))
+    out = export_onnx(model, args.onnx, size)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, input 1×3×{size[0]}×{size[1]})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
