@@ -39,6 +39,19 @@ def _position(off_ptr, b, sk, SK2, HW, pix, pmask, base, H):
 
 
 @triton.jit
+def _node(off_ptr, w_ptr, b, s, k, d, S, K, KS, G, g, HW, H, W, pix, pmask, yy, xx, ACC: tl.constexpr):
+    """Node (s, k) of a block of pixels: bilinear fractions (ly, lx), top-left corner (y0, x0), weight wv."""
+    sk = s * K + k
+    c0 = (KS - 1) / 2.0
+    py = _position(off_ptr, b, sk * 2, S * K * 2, HW, pix, pmask, yy + ((k // KS) - c0) * d, H).to(ACC)
+    px = _position(off_ptr, b, sk * 2 + 1, S * K * 2, HW, pix, pmask, xx + ((k % KS) - c0) * d, W).to(ACC)
+    wv = tl.load(w_ptr + (b * S * K * G + sk * G + g) * HW + pix, mask=pmask, other=0.0).to(ACC)
+    fy = tl.floor(py)
+    fx = tl.floor(px)
+    return py - fy, px - fx, fy.to(tl.int32), fx.to(tl.int32), wv
+
+
+@triton.jit
 def _fwd_kernel(x_ptr, off_ptr, w_ptr, out_ptr, dil_ptr, H, W, C, Cg, G, S, KS, HW,
                 ACC: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
     pid_p = tl.program_id(0)
@@ -53,21 +66,11 @@ def _fwd_kernel(x_ptr, off_ptr, w_ptr, out_ptr, dil_ptr, H, W, C, Cg, G, S, KS, 
     cmask = cs < C
     g = (pid_c * BLOCK_C) // Cg
     K = KS * KS
-    c0 = (KS - 1) / 2.0
     acc = tl.zeros((BLOCK_P, BLOCK_C), dtype=ACC)
     for s in range(S):
         d = tl.load(dil_ptr + s).to(ACC)
         for k in range(K):
-            sk = s * K + k
-            py = _position(off_ptr, b, sk * 2, S * K * 2, HW, pix, pmask, yy + ((k // KS) - c0) * d, H).to(ACC)
-            px = _position(off_ptr, b, sk * 2 + 1, S * K * 2, HW, pix, pmask, xx + ((k % KS) - c0) * d, W).to(ACC)
-            wv = tl.load(w_ptr + (b * S * K * G + sk * G + g) * HW + pix, mask=pmask, other=0.0).to(ACC)
-            fy = tl.floor(py)
-            fx = tl.floor(px)
-            ly = py - fy
-            lx = px - fx
-            y0 = fy.to(tl.int32)
-            x0 = fx.to(tl.int32)
+            ly, lx, y0, x0, wv = _node(off_ptr, w_ptr, b, s, k, d, S, K, KS, G, g, HW, H, W, pix, pmask, yy, xx, ACC)
             _, _, v00 = _corner(x_ptr, b, HW, W, H, C, cs, cmask, pmask, y0, x0)
             _, _, v01 = _corner(x_ptr, b, HW, W, H, C, cs, cmask, pmask, y0, x0 + 1)
             _, _, v10 = _corner(x_ptr, b, HW, W, H, C, cs, cmask, pmask, y0 + 1, x0)
@@ -95,21 +98,12 @@ def _bwd_kernel(x_ptr, off_ptr, w_ptr, gout_ptr, gx_ptr, goff_ptr, gw_ptr, dil_p
     m2 = pmask[:, None] & cmask[None, :]
     g = (pid_c * BLOCK_C) // Cg
     K = KS * KS
-    c0 = (KS - 1) / 2.0
     go = tl.load(gout_ptr + (b * HW + pix.to(tl.int64))[:, None] * C + cs[None, :], mask=m2, other=0.0).to(ACC)
     for s in range(S):
         d = tl.load(dil_ptr + s).to(ACC)
         for k in range(K):
             sk = s * K + k
-            py = _position(off_ptr, b, sk * 2, S * K * 2, HW, pix, pmask, yy + ((k // KS) - c0) * d, H).to(ACC)
-            px = _position(off_ptr, b, sk * 2 + 1, S * K * 2, HW, pix, pmask, xx + ((k % KS) - c0) * d, W).to(ACC)
-            wv = tl.load(w_ptr + (b * S * K * G + sk * G + g) * HW + pix, mask=pmask, other=0.0).to(ACC)
-            fy = tl.floor(py)
-            fx = tl.floor(px)
-            ly = py - fy
-            lx = px - fx
-            y0 = fy.to(tl.int32)
-            x0 = fx.to(tl.int32)
+            ly, lx, y0, x0, wv = _node(off_ptr, w_ptr, b, s, k, d, S, K, KS, G, g, HW, H, W, pix, pmask, yy, xx, ACC)
             p00, m00, v00 = _corner(x_ptr, b, HW, W, H, C, cs, cmask, pmask, y0, x0)
             p01, m01, v01 = _corner(x_ptr, b, HW, W, H, C, cs, cmask, pmask, y0, x0 + 1)
             p10, m10, v10 = _corner(x_ptr, b, HW, W, H, C, cs, cmask, pmask, y0 + 1, x0)

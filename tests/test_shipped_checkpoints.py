@@ -1,0 +1,53 @@
+"""The checkpoints shipped in checkpoints/: loadable, small, and their cards' claims hold on the held-out split."""
+import functools
+
+import pytest
+import torch
+
+from dgmn import DGMN, NonLocal2d, count_macs
+from dgmn.data import ContextScenes
+from dgmn.evaluate import evaluate_model
+from dgmn.models import default_checkpoint_dir, load_model
+
+SHIPPED = ["fcn", "fcn-gpool", "fcn-nonlocal", "dgmn-da", "dgmn-da-dw", "dgmn-full"]
+
+
+@functools.lru_cache(maxsize=None)
+def evaluated(name):
+    model = load_model(name)
+    split = model.card["eval_split"]
+    ds = ContextScenes(seed=split["seed"], length=split["images"], size=tuple(split["size"]))
+    return model.card, evaluate_model(model, ds, batch_size=25)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_checkpoint_is_small_and_its_card_is_complete(name):
+    d = default_checkpoint_dir()
+    assert (d / f"{name}.safetensors").stat().st_size <= 20 * 2**20
+    card = load_model(name).card
+    for key in ("architecture", "classes", "palette", "dataset", "eval_split", "training", "metrics", "params", "macs"):
+        assert card.get(key) is not None, key
+    assert card["eval_split"]["images"] >= 500 and card["training"]["seconds"] <= 30 * 60
+    assert card["training"]["command"].startswith("python -m dgmn.train --config configs/")
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_evaluation_reproduces_the_card(name):
+    card, metrics = evaluated(name)
+    assert abs(metrics["miou"] - card["metrics"]["miou"]) <= 0.5
+
+
+def test_table_1a_ordering_holds_on_the_held_out_split():
+    miou = {n: evaluated(n)[1]["miou"] for n in SHIPPED}
+    assert miou["fcn"] < miou["dgmn-da"] < miou["dgmn-da-dw"] < miou["dgmn-full"], miou
+    assert miou["dgmn-full"] >= miou["fcn-nonlocal"] - 0.5, miou
+
+
+def test_full_dgmn_resolves_the_ambiguous_buildings():
+    pair = {n: evaluated(n)[1]["pairs"]["house/boathouse"] for n in ("fcn", "dgmn-full")}
+    assert pair["dgmn-full"] >= pair["fcn"] + 30, pair
+
+
+def test_full_dgmn_uses_at_most_40_percent_of_nonlocal_macs_at_paper_size():
+    full, nl = DGMN(512), NonLocal2d(512)
+    assert count_macs(full, (1, 512, 97, 97)) <= 0.4 * count_macs(nl, (1, 512, 97, 97))
