@@ -22,6 +22,7 @@ with ρ={1,6,12,24,36}, G=4 is the full model. Parameters at C=512: 0.567M, 0.73
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import NamedTuple, Optional, Sequence
 
 import torch
@@ -111,6 +112,7 @@ class DGMN(nn.Module):
         self.output_conv = nn.Conv2d(channels, channels, 1)
         self.beta = nn.Parameter(torch.ones(S))
         self.alpha = nn.Parameter(torch.ones(()))
+        self._graph_hooks: OrderedDict = OrderedDict()  # weak-referenceable, as RemovableHandle needs
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -191,5 +193,15 @@ class DGMN(nn.Module):
             history.append(graphs)
         return h, history
 
+    def register_graph_hook(self, hook) -> "torch.utils.hooks.RemovableHandle":
+        """``hook(layer, f, graphs)`` is called after every forward with the layer's input f and, per
+        iteration, the list of :class:`RateGraph` (for inspection). Returns a handle with ``.remove()``."""
+        handle = torch.utils.hooks.RemovableHandle(self._graph_hooks)
+        self._graph_hooks[handle.id] = hook
+        return handle
+
     def forward(self, f: torch.Tensor) -> torch.Tensor:
-        return self.forward_with_graphs(f)[0]
+        h, history = self.forward_with_graphs(f)
+        for hook in list(self._graph_hooks.values()):
+            hook(self, f, history)
+        return h

@@ -1,0 +1,4 @@
+"""Inspection of DGMN and Non-local layers: per-pixel graphs, attention, diagnostics."""
+from .inspector import DGMNRecord, Inspector, NonLocalRecord
+
+__all__ = ["DGMNRecord", "Inspector", "NonLocalRecord"]
