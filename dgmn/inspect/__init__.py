@@ -2,3 +2,6 @@
 from .inspector import DGMNRecord, Inspector, NonLocalRecord
 
 __all__ = ["DGMNRecord", "Inspector", "NonLocalRecord"]
+from .attribution import METHODS, attribute_pixel  # noqa: E402
+
+__all__ += ["METHODS", "attribute_pixel"]
