@@ -1,0 +1,76 @@
+"""Example images for the app, and reading user image files into RGB arrays with clear errors."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..data import ContextScenes
+from .explorer import InputError
+
+EXAMPLE_SEED = 2024
+PHOTOS = ("astronaut", "coffee", "chelsea")  # scikit-image's bundled data (public domain / CC0)
+
+
+def example_dir() -> Path:
+    d = Path(os.environ.get("DGMN_EXAMPLES_DIR", Path(tempfile.gettempdir()) / "dgmn-examples"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def example_images(scenes: int = 4) -> list[tuple[str, np.ndarray | None]]:
+    """(path, ground truth or None): generated ContextScenes (with truth) and, if scikit-image is installed,
+    a few of its bundled photographs (no truth). Files are written once to a temporary folder."""
+    import cv2
+
+    out = []
+    ds = ContextScenes(seed=EXAMPLE_SEED, size=(128, 256))
+    for i in range(scenes):
+        sc = ds.scene(i)
+        p = example_dir() / f"context-scene-{EXAMPLE_SEED}-{i}.png"
+        if not p.exists():
+            cv2.imwrite(str(p), cv2.cvtColor(sc.image, cv2.COLOR_RGB2BGR))
+        out.append((str(p), sc.label))
+    try:
+        from skimage import data as skdata
+    except ImportError:
+        return out
+    for name in PHOTOS:
+        p = example_dir() / f"{name}.png"
+        if not p.exists():
+            img = getattr(skdata, name)()
+            cv2.imwrite(str(p), cv2.cvtColor(np.asarray(img)[..., :3], cv2.COLOR_RGB2BGR))
+        out.append((str(p), None))
+    return out
+
+
+def read_image_file(path) -> np.ndarray:
+    """An image file → (H, W, C) array as stored (8 or 16 bit), EXIF orientation applied, first frame of
+    animations. Raises :class:`InputError` with a message for the user when the file is not a usable image."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    if path is None:
+        raise InputError("no image file was given; upload a PNG or JPEG")
+    p = Path(getattr(path, "path", path))
+    if not p.is_file():
+        raise InputError(f"the file {p.name} does not exist (the upload may have expired); upload it again")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p.name} is empty (0 bytes); upload the image again")
+    Image.MAX_IMAGE_PIXELS = 30_000 * 30_000
+    try:
+        with Image.open(p) as im:
+            im.seek(0)
+            if max(im.size) > 4 * 1024:  # decode a reduced version of huge images straight away
+                im.draft("RGB", (4096, 4096))
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                return np.asarray(im, dtype=np.uint16 if im.mode.startswith("I;16") else np.int32).clip(0, 65535).astype(np.uint16)
+            if im.mode not in ("RGB", "RGBA", "L"):
+                im = im.convert("RGBA" if "A" in im.mode or im.mode == "P" else "RGB")
+            return np.asarray(im)
+    except UnidentifiedImageError:
+        raise InputError(f"{p.name} is not an image this app can read; upload a PNG, JPEG, GIF, BMP or WebP") from None
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputError(f"{p.name} could not be decoded ({exc}); it may be truncated or corrupt — export it again") from None

@@ -1,0 +1,186 @@
+"""The explorer behind the app: models by name, image preparation, one analysis per (image, model), and
+per-pixel answers as plain JSON-able dicts. No UI code here; ``app.py`` wires it to Gradio and ``viz``.
+
+An :class:`Analysis` holds, per model, the prediction and the :class:`Inspector` records of one image, so a
+click never re-runs a model: :meth:`Explorer.inspect_xy` only reads the records.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..models import CheckpointError, list_checkpoints, load_model
+from .inspector import Inspector
+
+MAX_SIDE = 1024  # larger images are downscaled (with a notice) so memory and latency stay bounded
+MIN_SIDE = 16
+
+
+class InputError(ValueError):
+    """Bad user input; the message is meant for the user (what was wrong and what to do)."""
+
+
+@dataclass
+class ModelResult:
+    prediction: np.ndarray  # (H, W) class indices
+    inspector: Inspector
+    layers: list[str]
+
+
+@dataclass
+class Analysis:
+    image: np.ndarray  # (H, W, 3) uint8, as analysed
+    image_id: str  # content hash: answers are tied to the image they were computed on
+    truth: np.ndarray | None
+    results: dict[str, ModelResult] = field(default_factory=dict)
+    notice: str = ""
+    source_size: tuple[int, int] | None = None  # (H, W) of the image as given, before any downscaling
+
+    def from_source(self, x: float, y: float) -> tuple[float, float]:
+        """Map a point in the given image's pixels to the analysed (possibly downscaled) image's pixels."""
+        if self.source_size is None:
+            return x, y
+        H, W = self.image.shape[:2]
+        return x * W / self.source_size[1], y * H / self.source_size[0]
+
+
+def image_id(image: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(image).tobytes() + str(image.shape).encode()).hexdigest()[:16]
+
+
+def prepare_image(image: np.ndarray, max_side: int = MAX_SIDE) -> tuple[np.ndarray, str]:
+    """Any (H, W), (H, W, 1|3|4) array of uint8/uint16/float → (H', W', 3) uint8, and a notice if it was changed."""
+    import cv2
+
+    a = np.asarray(image)
+    notes = []
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
+        raise InputError(f"this does not look like an image (array of shape {a.shape}); upload a PNG or JPEG photo")
+    if min(a.shape[:2]) < MIN_SIDE:
+        raise InputError(f"the image is only {a.shape[1]}×{a.shape[0]} pixels; upload one at least {MIN_SIDE}×{MIN_SIDE}")
+    if a.dtype == np.uint16:
+        a = (a / 257).astype(np.uint8)
+    elif a.dtype != np.uint8:
+        a = np.clip(a * (255 if a.max() <= 1.0 else 1), 0, 255).astype(np.uint8)
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+        notes.append("grayscale image shown in colour channels")
+    elif a.shape[2] == 4:
+        alpha = a[..., 3:4].astype(np.float32) / 255
+        a = (a[..., :3] * alpha + 255 * (1 - alpha)).astype(np.uint8)
+        notes.append("transparency flattened onto white")
+    H, W = a.shape[:2]
+    if max(H, W) > max_side:
+        s = max_side / max(H, W)
+        a = cv2.resize(a, (max(MIN_SIDE, round(W * s)), max(MIN_SIDE, round(H * s))), interpolation=cv2.INTER_AREA)
+        notes.append(f"downscaled from {W}×{H} to {a.shape[1]}×{a.shape[0]}")
+    return np.ascontiguousarray(a), "; ".join(notes)
+
+
+class Explorer:
+    """Loads checkpoints on first use and analyses images with any subset of them."""
+
+    def __init__(self, checkpoint_dir: str | Path | None = None, device: str = "cpu"):
+        from ..models import default_checkpoint_dir
+
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else default_checkpoint_dir()
+        self.device = torch.device(device)
+        self._models: dict[str, torch.nn.Module] = {}
+        self._lock = threading.Lock()
+
+    def available(self) -> list[str]:
+        return list_checkpoints(self.checkpoint_dir)
+
+    def model(self, name: str) -> torch.nn.Module:
+        if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
+            raise InputError(f"{name!r} is not a model name; choose one of: {', '.join(self.available()) or 'none available'}")
+        with self._lock:
+            if name not in self._models:
+                if name not in self.available():
+                    raise InputError(f"there is no model named {name!r}; choose one of: {', '.join(self.available()) or 'none available'}")
+                try:
+                    self._models[name] = load_model(name, self.device, directory=self.checkpoint_dir)
+                except CheckpointError as exc:
+                    raise InputError(f"model {name!r} cannot be loaded: {exc}") from None
+            return self._models[name]
+
+    def to_tensor(self, image: np.ndarray, card: dict) -> torch.Tensor:
+        x = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
+        mean = torch.tensor(card["normalization"]["mean"]).view(3, 1, 1)
+        std = torch.tensor(card["normalization"]["std"]).view(3, 1, 1)
+        return ((x - mean) / std).unsqueeze(0).to(self.device)
+
+    def analyse(self, image: np.ndarray, names: list[str], truth: np.ndarray | None = None, analysis: Analysis | None = None) -> Analysis:
+        """Run each named model once on ``image`` (already prepared); reuses ``analysis`` for models it already ran."""
+        if not names:
+            raise InputError("no model selected; pick at least one model to compare")
+        iid = image_id(image)
+        if analysis is None or analysis.image_id != iid:
+            analysis = Analysis(image, iid, truth)
+        for name in names:
+            if name in analysis.results:
+                continue
+            model = self.model(name)
+            with self._lock:  # one forward at a time per model object: hooks record into its inspector
+                ins = Inspector(model)
+                try:
+                    logits = ins.run(self.to_tensor(image, model.card))
+                finally:
+                    ins.close()
+            analysis.results[name] = ModelResult(logits[0].argmax(0).cpu().numpy().astype(np.uint8), ins, list(ins.records))
+        return analysis
+
+    def inspect_xy(self, analysis: Analysis, x: float, y: float, names: list[str], layer: str | None = None) -> dict:
+        """Per model: the class predicted at (x, y) and what every (or the chosen) context layer did there."""
+        H, W = analysis.image.shape[:2]
+        if not (0 <= x < W and 0 <= y < H):
+            raise InputError(f"the point (x={x:.0f}, y={y:.0f}) is outside the {W}×{H} image; click inside it")
+        out = {}
+        for name in names:
+            if name not in analysis.results:
+                raise InputError(f"model {name!r} has not analysed this image; select it and run the analysis again")
+            res = analysis.results[name]
+            card = self.model(name).card
+            cls = int(res.prediction[int(y), int(x)])
+            layers = [layer] if layer in res.layers else res.layers
+            entry = {"class": card["classes"][cls], "class_index": cls, "layers": {}}
+            if analysis.truth is not None:
+                entry["truth"] = card["classes"][int(analysis.truth[int(y), int(x)])] if analysis.truth[int(y), int(x)] < len(card["classes"]) else None
+            for ln in layers:
+                entry["layers"][ln] = res.inspector.query(float(y), float(x), [ln])[ln]
+            out[name] = entry
+        return out
+
+
+class LRUCache:
+    """A small thread-safe LRU map with a bound on entries (per-session analyses in the app)."""
+
+    def __init__(self, max_items: int = 4):
+        self.max_items = max_items
+        self._d: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            if key in self._d:
+                self._d.move_to_end(key)
+                return self._d[key]
+            return None
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._d[key] = value
+            self._d.move_to_end(key)
+            while len(self._d) > self.max_items:
+                self._d.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._d)

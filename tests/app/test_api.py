@@ -1,0 +1,74 @@
+"""gradio_client against a launched app: the public endpoints inspect_xy and segment."""
+import base64
+import socket
+
+import cv2
+import numpy as np
+import pytest
+
+import app
+from dgmn.data import ContextScenes
+from dgmn.inspect.explorer import Explorer
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def client(tiny_checkpoints, tmp_path_factory):
+    from gradio_client import Client
+
+    demo = app.build_app(Explorer(tiny_checkpoints))
+    demo.queue(default_concurrency_limit=2)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False, quiet=True)
+    try:
+        yield Client(f"http://127.0.0.1:{port}/", verbose=False)
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def image_file(tmp_path_factory):
+    sc = ContextScenes(seed=5, size=(96, 160)).scene(1)
+    p = tmp_path_factory.mktemp("img") / "scene.png"
+    cv2.imwrite(str(p), cv2.cvtColor(sc.image, cv2.COLOR_RGB2BGR))
+    return p
+
+
+def test_inspect_xy(client, image_file):
+    from gradio_client import handle_file
+
+    res = client.predict(handle_file(str(image_file)), 100, 30, ["dgmn-full", "fcn-nonlocal"], api_name="/inspect_xy")
+    assert set(res) == {"dgmn-full", "fcn-nonlocal"}
+    q = res["dgmn-full"]["layers"]["context"]
+    assert q["feature_pixel"] == [round((30 + 0.5) / 8 - 0.5), round((100 + 0.5) / 8 - 0.5)] and len(q["nodes"]) == 18
+    assert np.isclose(np.asarray(res["fcn-nonlocal"]["layers"]["context"]["attention"]).sum(), 1, atol=1e-4)
+
+
+def test_segment(client, image_file):
+    from gradio_client import handle_file
+
+    res = client.predict(handle_file(str(image_file)), ["fcn", "dgmn-full"], api_name="/segment")
+    for name in ("fcn", "dgmn-full"):
+        png = np.frombuffer(base64.b64decode(res[name]["png_base64"]), np.uint8)
+        label = cv2.imdecode(png, cv2.IMREAD_UNCHANGED)
+        assert label.shape == (96, 160) == tuple(res[name]["shape"]) and label.max() < 8
+        assert sum(res[name]["pixels"].values()) == 96 * 160
+
+
+def test_bad_requests_get_messages_and_the_server_keeps_serving(client, image_file, tmp_path):
+    from gradio_client import handle_file
+
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    with pytest.raises(Exception, match="not an image this app can read"):
+        client.predict(handle_file(str(bad)), 1, 1, ["fcn"], api_name="/inspect_xy")
+    with pytest.raises(Exception, match="no model named 'nope'"):
+        client.predict(handle_file(str(image_file)), 1, 1, ["nope"], api_name="/inspect_xy")
+    with pytest.raises(Exception, match="outside the 160×96 image"):
+        client.predict(handle_file(str(image_file)), 500, 1, ["fcn"], api_name="/inspect_xy")
+    assert "fcn" in client.predict(handle_file(str(image_file)), 1, 1, ["fcn"], api_name="/inspect_xy")

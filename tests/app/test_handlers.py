@@ -1,0 +1,70 @@
+import gradio as gr
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+import app
+from dgmn.data import ContextScenes
+from dgmn.inspect.explorer import Explorer, prepare_image, InputError
+
+NAMES = ["dgmn-full", "fcn-nonlocal", "fcn"]
+
+
+@pytest.fixture()
+def handlers(tiny_checkpoints):
+    return app.Handlers(Explorer(tiny_checkpoints))
+
+
+def select(x, y):
+    return gr.SelectData(None, {"index": [x, y], "value": None, "selected": True})
+
+
+def scene():
+    sc = ContextScenes(seed=5, size=(96, 160)).scene(0)
+    return sc.image, sc.label
+
+
+def test_upload_then_click_updates_every_panel(handlers):
+    img, truth = scene()
+    analysis, status, *figs = handlers.analyse(img, NAMES, truth)
+    assert "Click a pixel" in status and len(figs) == 9
+    assert all(isinstance(figs[3 * i + 1], go.Figure) and isinstance(figs[3 * i + 2], go.Figure) for i in range(3))
+    status, answer, *context = handlers.click(analysis, NAMES, 0.5, True, select(70, 40))
+    assert status.startswith("Pixel (x=70, y=40)") and "truth:" in status
+    assert set(answer) == set(NAMES)
+    nodes = answer["dgmn-full"]["layers"]["context"]
+    assert nodes["type"] == "dgmn" and len(nodes["nodes"]) == 18
+    assert answer["fcn-nonlocal"]["layers"]["context"]["type"] == "nonlocal" and answer["fcn"]["layers"] == {}
+    assert all(isinstance(f, go.Figure) for f in context)
+    names = {t.name for t in context[0].data}
+    assert {"rate 1", "rate 3", "clicked pixel"} <= names
+
+
+def test_click_before_any_image_and_outside_the_image(handlers):
+    status, answer, *_ = handlers.click(None, NAMES, 0.5, True, select(3, 3))
+    assert status == "Load or pick an image first, then click on it." and answer is None
+    analysis, *_ = handlers.analyse(scene()[0], NAMES, None)
+    status, answer, *_ = handlers.click(analysis, NAMES, 0.5, True, select(500, 3))
+    assert "outside the 160×96 image" in status and answer is None
+    # a following valid click still works
+    assert handlers.click(analysis, NAMES, 0.5, True, select(5, 5))[0].startswith("Pixel")
+
+
+def test_downscaled_upload_maps_clicks_back(handlers):
+    big = np.repeat(np.repeat(scene()[0], 8, 0), 8, 1)  # 768×1280 → downscaled to ≤ 1024
+    analysis, status, *_ = handlers.analyse(big, ["fcn"], None)
+    assert "downscaled from 1280×768" in status
+    status, answer, *_ = handlers.click(analysis, ["fcn"], 0.5, True, select(1279, 767))
+    assert status.startswith("Pixel (x=1023, y=613)")  # 767 · 614/768
+
+
+def test_bad_inputs_get_messages(handlers):
+    assert handlers.analyse(None, NAMES, None)[1] == "Load or pick an image first."
+    assert "no model selected" in handlers.analyse(scene()[0], [], None)[1]
+    assert "is not a model name" in handlers.analyse(scene()[0], ["../etc"], None)[1]
+    assert "no model named 'resnet'" in handlers.analyse(scene()[0], ["resnet"], None)[1]
+    assert "only 1×5 pixels" in handlers.analyse(np.zeros((5, 1, 3), np.uint8), NAMES, None)[1]
+    img, note = prepare_image(np.zeros((40, 30, 4), np.uint8))
+    assert img.shape == (40, 30, 3) and "transparency" in note
+    with pytest.raises(InputError):
+        prepare_image(np.zeros((4, 4, 4, 4)))
