@@ -1,0 +1,62 @@
+"""Playwright drives Debian's chromium: open the app, upload an image, click a pixel, see the panels change."""
+import os
+import re
+import shutil
+import socket
+from pathlib import Path
+
+import cv2
+import pytest
+
+import app
+from dgmn.data import ContextScenes
+from dgmn.inspect.explorer import Explorer
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-quic", "--disable-sync"]
+
+
+def test_upload_click_and_panels_change(tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is installed by .ci/run")
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it: apt-get install -y chromium)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = app.build_app(Explorer())  # the shipped checkpoints: this is what a user sees
+    demo.queue(default_concurrency_limit=2)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False, quiet=True)
+    sc = ContextScenes(seed=2024, size=(128, 256)).scene(0)
+    img = tmp_path / "scene.png"
+    cv2.imwrite(str(img), cv2.cvtColor(sc.image, cv2.COLOR_RGB2BGR))
+    cls, y0, y1, x0, x1 = sc.buildings[0]
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+            page = browser.new_page(viewport={"width": 1600, "height": 1200})
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
+            page.wait_for_selector("#img input[type=file]", state="attached", timeout=60_000)
+            status = page.locator("#status textarea")
+            page.locator("#img input[type=file]").set_input_files(str(img))
+            sync_api.expect(status).to_have_value(re.compile("Click a pixel"), timeout=60_000)
+            before = page.locator("#context0").inner_html()
+            shown = page.locator("#img img").first
+            box = shown.bounding_box()
+            # click the middle of the first building, in the displayed image's coordinates
+            cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
+            shown.click(position={"x": cx * box["width"] / 256, "y": cy * box["height"] / 128})
+            sync_api.expect(status).to_have_value(re.compile(r"Pixel \(x="), timeout=60_000)
+            page.wait_for_timeout(1500)
+            after_nodes = page.locator("#context0").inner_html()
+            after_attention = page.locator("#context1").inner_html()
+            assert after_nodes != before and "rate" in after_nodes
+            assert "attention" in after_attention
+            shot = tmp_path / "app.png"
+            page.screenshot(path=str(shot), full_page=True)
+            if os.environ.get("DGMN_UPDATE_SCREENSHOT") == "1":
+                shutil.copy(shot, ROOT / "docs" / "app-screenshot.png")
+            browser.close()
+    finally:
+        demo.close()
