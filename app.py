@@ -94,8 +94,7 @@ class Handlers:
 
     def context_figure(self, image, name, entry, pixel, opacity, walks):
         if not entry["layers"]:
-            return viz.segmentation_figure(image, np.zeros(image.shape[:2], np.uint8) + entry["class_index"], [entry["class"]] * 256, [(200, 200, 200)] * 256, 0.0,
-                                           f"{name}: no context module (sees only its receptive field)")
+            return viz.plain_figure(image, pixel, f"{name}: no context module (sees only its receptive field)")
         layer, q = next(iter(entry["layers"].items()))
         if q["type"] == "dgmn":
             return viz.nodes_figure(image, q, pixel, walks=walks, title=f"{name}: sampled nodes ({layer})")

@@ -1,16 +1,46 @@
 """Shared pieces of the figures: the image as a background, the clicked pixel, the layout."""
 from __future__ import annotations
 
+import base64
+import hashlib
+from collections import OrderedDict
+
 import numpy as np
 import plotly.graph_objects as go
 
 
+_URI_CACHE: "OrderedDict[str, str]" = OrderedDict()
+
+
+def png_data_uri(image: np.ndarray) -> str:
+    """(H, W, 3) uint8 RGB → a PNG data URI (compact in the figure's JSON, exact colours). The last few
+    encodings are memoised by content, since every click redraws figures over the same image."""
+    image = np.ascontiguousarray(image)
+    key = hashlib.blake2b(image.data, digest_size=16).hexdigest() + str(image.shape)
+    if key in _URI_CACHE:
+        _URI_CACHE.move_to_end(key)
+        return _URI_CACHE[key]
+    uri = _encode_png(image)
+    _URI_CACHE[key] = uri
+    while len(_URI_CACHE) > 16:
+        _URI_CACHE.popitem(last=False)
+    return uri
+
+
+def _encode_png(image: np.ndarray) -> str:
+    import cv2
+
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode()
+
+
 def image_figure(image: np.ndarray, title: str = "") -> go.Figure:
-    """A figure showing ``image`` (H, W, 3) uint8 in pixel coordinates (y down), no axes clutter."""
+    """A figure showing ``image`` (H, W, 3) uint8 in pixel coordinates (y down), no axes clutter.
+    The image travels as one PNG (not as a nested list of numbers), so figures stay small and fast."""
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) image, got shape {image.shape}")
-    fig = go.Figure(go.Image(z=image, hoverinfo="skip"))
+    fig = go.Figure(go.Image(source=png_data_uri(image), hoverinfo="skip"))
     H, W = image.shape[:2]
     fig.update_layout(
         title=dict(text=title, font=dict(size=14)), margin=dict(l=4, r=4, t=32 if title else 4, b=4),
@@ -37,3 +67,18 @@ def heat_overlay(fig: go.Figure, values: np.ndarray, image_size, opacity: float,
                              colorscale=colorscale, showscale=True, name=name, colorbar=dict(thickness=10, len=0.8),
                              hovertemplate=name + " %{z:.3g}<extra></extra>"))
     return fig
+
+
+def hover_grid(fig: go.Figure, labels: np.ndarray, text: np.ndarray, max_side: int = 96) -> go.Figure:
+    """An invisible coarse heatmap that names what is under the cursor (``text``: (H, W) strings)."""
+    H, W = labels.shape
+    step = max(1, int(np.ceil(max(H, W) / max_side)))
+    sub = text[step // 2 :: step, step // 2 :: step]
+    fig.add_trace(go.Heatmap(z=np.zeros(sub.shape), x0=step // 2, dx=step, y0=step // 2, dy=step, opacity=0,
+                             showscale=False, text=sub, hovertemplate="%{text}<extra></extra>", name="hover"))
+    return fig
+
+
+def plain_figure(image: np.ndarray, pixel, title: str = "") -> go.Figure:
+    """The image with the clicked pixel marked, nothing else."""
+    return mark_pixel(image_figure(image, title), *pixel)

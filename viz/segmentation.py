@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from .base import image_figure
+from .base import hover_grid, image_figure
 
 
 def colourise(label: np.ndarray, palette) -> np.ndarray:
@@ -22,7 +22,7 @@ def segmentation_figure(image: np.ndarray, label: np.ndarray, classes, palette, 
     blend = (image.astype(np.float32) * (1 - opacity) + colourise(label, palette).astype(np.float32) * opacity).astype(np.uint8)
     fig = image_figure(blend, title)
     names = np.array(list(classes) + ["?"] * (256 - len(classes)))
-    fig.data[0].update(customdata=names[label.clip(0, 255)][..., None], hovertemplate="%{customdata[0]}<extra></extra>", hoverinfo=None)
+    hover_grid(fig, label, names[label.clip(0, 255)])
     for c in np.unique(label):
         if c < len(classes):
             r, g, b = palette[c]
@@ -39,6 +39,6 @@ def disagreement_figure(image: np.ndarray, prediction: np.ndarray, truth: np.nda
     out[wrong] = (213, 94, 0)
     names = np.array(list(classes) + ["ignore"] * (256 - len(classes)))
     fig = image_figure(out, title or f"disagreement: {100 * wrong.mean():.1f}% of pixels")
-    fig.data[0].update(customdata=np.stack([names[truth.clip(0, 255)], names[prediction.clip(0, 255)]], -1),
-                       hovertemplate="truth %{customdata[0]}, predicted %{customdata[1]}<extra></extra>", hoverinfo=None)
+    text = np.char.add(np.char.add("truth ", names[truth.clip(0, 255)]), np.char.add(", predicted ", names[prediction.clip(0, 255)]))
+    hover_grid(fig, truth, text)
     return fig

@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m dgmn.bench {op,layer} [--json] [--repeats N] [--quick]``.
+"""Benchmarks: ``python -m dgmn.bench {op,layer,app} [--json] [--repeats N] [--quick]``.
 
 Each prints a table of what it measured on this machine (and the machine: CPU, threads, torch version);
 ``--json`` prints the rows as JSON instead.
@@ -32,15 +32,18 @@ def machine() -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m dgmn.bench", description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=["op", "layer"], help="which benchmark to run")
+    p.add_argument("what", choices=["op", "layer", "app"], help="which benchmark to run")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median reported)")
     p.add_argument("--quick", action="store_true", help="only the smaller sizes")
     args = p.parse_args(argv)
     if args.what == "op":
         from . import op as bench
-    else:
+    elif args.what == "layer":
         from . import layer as bench
+    else:
+        sys.path.insert(0, os.getcwd())  # app.py lives in the repository root
+        from . import app as bench
     rows = bench.run(repeats=args.repeats, quick=args.quick)
     info = machine()
     if args.json:

@@ -55,7 +55,7 @@ def read_image_file(path) -> np.ndarray:
         raise InputError("no image file was given; upload a PNG or JPEG")
     p = Path(getattr(path, "path", path))
     if not p.is_file():
-        raise InputError(f"the file {p.name} does not exist (the upload may have expired); upload it again")
+        raise InputError(f"the file {p.name} does not exist; check the path, or upload the image again")
     if p.stat().st_size == 0:
         raise InputError(f"{p.name} is empty (0 bytes); upload the image again")
     Image.MAX_IMAGE_PIXELS = 30_000 * 30_000

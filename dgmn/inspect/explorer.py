@@ -113,7 +113,7 @@ class Explorer:
             return self._models[name]
 
     def to_tensor(self, image: np.ndarray, card: dict) -> torch.Tensor:
-        x = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
+        x = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0
         mean = torch.tensor(card["normalization"]["mean"]).view(3, 1, 1)
         std = torch.tensor(card["normalization"]["std"]).view(3, 1, 1)
         return ((x - mean) / std).unsqueeze(0).to(self.device)

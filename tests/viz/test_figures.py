@@ -51,8 +51,15 @@ def test_segmentation_and_disagreement():
     lab = np.zeros((64, 80), np.int64)
     lab[:, 40:] = 5
     fig = segmentation_figure(IMG, lab, CLASSES, PALETTE, 1.0)
-    assert {t.name for t in fig.data[1:]} == {"sky", "boathouse"}
-    assert np.array_equal(np.asarray(fig.data[0].z)[0, 79], PALETTE[5])
+    assert {t.name for t in fig.data[1:] if t.name != "hover"} == {"sky", "boathouse"}
+    assert fig.data[0].source.startswith("data:image/png;base64,")
+    import base64
+
+    import cv2
+
+    png = np.frombuffer(base64.b64decode(fig.data[0].source.split(",", 1)[1]), np.uint8)
+    shown = cv2.cvtColor(cv2.imdecode(png, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(shown[0, 79], PALETTE[5]) and np.array_equal(shown[0, 0], PALETTE[0])
     pred = lab.copy()
     pred[:10] = 4
     d = disagreement_figure(IMG, pred, lab, CLASSES)

@@ -1,0 +1,67 @@
+"""Headless inspection: ``python -m dgmn.inspect --checkpoint NAME [--checkpoint NAME ...] --image PATH --pixel Y,X
+[--json OUT] [--html OUT]`` writes what the app shows for that pixel: the JSON inspection and a standalone HTML
+page with the plotly figures (works offline)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .examples import read_image_file
+from .explorer import Explorer, InputError, prepare_image
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m dgmn.inspect", description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", action="append", required=True, help="model name or path; repeat to compare")
+    p.add_argument("--image", required=True)
+    p.add_argument("--pixel", required=True, help="Y,X in the image's pixels")
+    p.add_argument("--json", default=None, help="write the inspection JSON here ('-' for stdout)")
+    p.add_argument("--html", default=None, help="write a standalone HTML report here")
+    p.add_argument("--checkpoints", default=None, help="folder to look names up in (default: checkpoints/)")
+    args = p.parse_args(argv)
+    try:
+        y, x = (float(v) for v in args.pixel.split(","))
+    except ValueError:
+        print(f"dgmn.inspect: --pixel takes Y,X (e.g. 40,100), got {args.pixel!r}", file=sys.stderr)
+        return 2
+    try:
+        explorer = Explorer(args.checkpoints)
+        names = []
+        for c in args.checkpoint:
+            if Path(c).suffix in (".safetensors", ".json") or "/" in c:  # a path: use its folder
+                explorer = Explorer(Path(c).parent)
+                c = Path(c).with_suffix("").name
+            names.append(c)
+        raw = read_image_file(args.image)
+        img, notice = prepare_image(raw)
+        analysis = explorer.analyse(img, names)
+        analysis.source_size = raw.shape[:2]
+        ax, ay = analysis.from_source(x, y)
+        answer = explorer.inspect_xy(analysis, ax, ay, names)
+    except InputError as exc:
+        print(f"dgmn.inspect: {exc}", file=sys.stderr)
+        return 2
+    if notice:
+        print(f"note: {notice}", file=sys.stderr)
+    if args.json:
+        text = json.dumps(answer, indent=1)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text)
+    if args.html:
+        from viz.report import report_html
+
+        preds = {n: analysis.results[n].prediction for n in names}
+        cards = {n: explorer.model(n).card for n in names}
+        Path(args.html).write_text(report_html(img, answer, (ay, ax), preds, cards))
+    if not args.json and not args.html:
+        for n, e in answer.items():
+            print(f"{n}: {e['class']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""A standalone HTML report of one inspection: every model's panels, plotly.js inlined (works offline)."""
+from __future__ import annotations
+
+import html
+import json
+
+import numpy as np
+
+from .attention import attention_figure
+from .nodes import nodes_figure
+from .segmentation import segmentation_figure
+
+
+def context_figures(image: np.ndarray, answer: dict, pixel, opacity: float = 0.6, walks: bool = True) -> dict:
+    """{model: [figures]}: for every inspected layer the nodes (DGMN) or the attention (Non-local)."""
+    out = {}
+    for name, entry in answer.items():
+        figs = []
+        for layer, q in entry["layers"].items():
+            if q["type"] == "dgmn":
+                figs.append(nodes_figure(image, q, pixel, walks=walks, title=f"{name}: sampled nodes ({layer})"))
+            else:
+                figs.append(attention_figure(image, q, pixel, opacity, title=f"{name}: Non-local attention ({layer})"))
+        out[name] = figs
+    return out
+
+
+def report_html(image: np.ndarray, answer: dict, pixel, predictions: dict, cards: dict, title: str = "DGMN inspection") -> str:
+    """``answer`` from ``Explorer.inspect_xy``; ``predictions`` {model: (H, W) labels}; ``cards`` {model: card}."""
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body "
+             "style='font-family:sans-serif'>", f"<h1>{html.escape(title)}</h1>",
+             f"<p>Pixel (x={pixel[1]:.0f}, y={pixel[0]:.0f}).</p>"]
+    first = True
+    figs = context_figures(image, answer, pixel)
+    for name, entry in answer.items():
+        parts.append(f"<h2>{html.escape(name)}: predicted <b>{html.escape(entry['class'])}</b></h2>")
+        card = cards[name]
+        panel = figs[name] + [segmentation_figure(image, predictions[name], card["classes"], card["palette"], 0.6, f"{name}: segmentation")]
+        for fig in panel:
+            parts.append(fig.to_html(full_html=False, include_plotlyjs="inline" if first else False, default_width="640px", default_height="420px"))
+            first = False
+    parts.append("<h2>Inspection (JSON)</h2><pre>" + html.escape(json.dumps(answer, indent=1)) + "</pre></body></html>")
+    return "\n".join(parts)
