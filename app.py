@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import base64
-import io
 import os
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -21,6 +21,7 @@ from dgmn.inspect.examples import example_images, read_image_file  # noqa: E402
 import viz  # noqa: E402
 
 SLOTS = 3
+RATE_LABELS = ["rate #1", "rate #2", "rate #3", "rate #4", "rate #5+"]
 DEFAULT_MODELS = ["dgmn-full", "fcn-nonlocal", "fcn"]
 EXPLAINER = """
 **What am I looking at?** A segmentation model labels every pixel. To decide what a pixel is, a *context
@@ -72,33 +73,89 @@ class Handlers:
         status = (notice + " — " if notice else "") + "Click a pixel on the image to see each model's graph for it."
         return analysis, status, *figs
 
-    def click(self, analysis, names, opacity, walks, evt: gr.SelectData):
+    def click(self, analysis, names, opacity, walks, rates, evt: gr.SelectData):
         """Click on the image → every model's nodes / attention at that pixel (no model is re-run)."""
         if analysis is None:
-            return "Load or pick an image first, then click on it.", None, *[gr.update()] * SLOTS
+            return "Load or pick an image first, then click on it.", None, None, *[gr.update()] * SLOTS
         x, y = analysis.from_source(*evt.index)
         try:
             answer = self.explorer.inspect_xy(analysis, x, y, [n for n in names if n in analysis.results])
         except InputError as exc:
-            return f"⚠ {exc}", None, *[gr.update()] * SLOTS
+            return f"⚠ {exc}", None, None, *[gr.update()] * SLOTS
         figs = []
         for i in range(SLOTS):
             name = names[i] if i < len(names) else None
             if name is None or name not in answer:
                 figs.append(None)
                 continue
-            figs.append(self.context_figure(analysis.image, name, answer[name], (y, x), opacity, walks))
+            figs.append(self.context_figure(analysis.image, name, answer[name], (y, x), opacity, walks, rates))
         summary = ", ".join(f"{n}: {a['class']}" for n, a in answer.items())
         truth = next((a.get("truth") for a in answer.values() if a.get("truth")), None)
-        return f"Pixel (x={x:.0f}, y={y:.0f}) — {summary}" + (f" (truth: {truth})" if truth else ""), answer, *figs
+        status = f"Pixel (x={x:.0f}, y={y:.0f}) — {summary}" + (f" (truth: {truth})" if truth else "")
+        return status, answer, {"x": x, "y": y, "image_id": analysis.image_id, "answer": answer}, *figs
 
-    def context_figure(self, image, name, entry, pixel, opacity, walks):
+    def context_figure(self, image, name, entry, pixel, opacity, walks, rates=None):
         if not entry["layers"]:
             return viz.plain_figure(image, pixel, f"{name}: no context module (sees only its receptive field)")
         layer, q = next(iter(entry["layers"].items()))
         if q["type"] == "dgmn":
-            return viz.nodes_figure(image, q, pixel, walks=walks, title=f"{name}: sampled nodes ({layer})")
+            shown = None if rates is None else [i for i in range(len(q["dilations"])) if RATE_LABELS[min(i, len(RATE_LABELS) - 1)] in rates]
+            return viz.nodes_figure(image, q, pixel, rates=shown, walks=walks, title=f"{name}: sampled nodes ({layer})")
         return viz.attention_figure(image, q, pixel, opacity, title=f"{name}: Non-local attention")
+
+    def attribute(self, analysis, names, last, method, progress=gr.Progress()):
+        """Attribution of the clicked pixel's predicted class, per model (Integrated Gradients runs on request)."""
+        if analysis is None or not last or last.get("image_id") != analysis.image_id:
+            return "Click a pixel on the current image first, then compute attributions.", *[None] * SLOTS
+        from dgmn.inspect import attribute_pixel
+
+        key = "integrated_gradients" if method.startswith("Integrated") else "saliency"
+        x, y = int(last["x"]), int(last["y"])
+        figs = []
+        shown = [n for n in names[:SLOTS] if n in analysis.results]
+        for i in range(SLOTS):
+            name = names[i] if i < len(names) else None
+            if name not in shown:
+                figs.append(None)
+                continue
+            model = self.explorer.model(name)
+            cls = int(analysis.results[name].prediction[y, x])
+
+            def report(frac, i=i):
+                progress((shown.index(name) + frac) / len(shown), desc=f"{name}: {method}")
+
+            with self.explorer.lock:
+                attr = attribute_pixel(model, self.explorer.to_tensor(analysis.image, model.card), y, x, cls, key, progress=report)
+            figs.append(viz.attribution_figure(analysis.image, attr.cpu().numpy(), (y, x),
+                                               title=f"{name}: {method} of '{model.card['classes'][cls]}'"))
+        return f"{method} computed for pixel (x={x}, y={y}).", *figs
+
+    def export(self, analysis, names, last):
+        """The last inspection as JSON and as a standalone HTML report (plotly.js inlined; works offline)."""
+        import json
+        import tempfile
+
+        from viz.report import report_html
+
+        if analysis is None or not last or last.get("image_id") != analysis.image_id:
+            return "Click a pixel first; the export holds what you clicked.", None
+        d = Path(tempfile.mkdtemp(prefix="dgmn-export-"))
+        answer = last["answer"]
+        (d / "inspection.json").write_text(json.dumps({"pixel": {"x": last["x"], "y": last["y"]}, "models": answer}, indent=1))
+        preds = {n: analysis.results[n].prediction for n in answer}
+        cards = {n: self.explorer.model(n).card for n in answer}
+        (d / "inspection.html").write_text(report_html(analysis.image, answer, (last["y"], last["x"]), preds, cards))
+        return "Exported. For a PNG of any panel, use the camera icon in the panel's toolbar.", [str(d / "inspection.json"), str(d / "inspection.html")]
+
+    def diagnostics(self, analysis, names):
+        """Offset diagnostics (walk lengths per rate, nodes outside the map, warnings) of each DGMN model."""
+        figs = []
+        for i in range(SLOTS):
+            name = names[i] if names and i < len(names) else None
+            res = analysis.results.get(name) if analysis is not None and name else None
+            layer = next((ln for ln in (res.layers if res else []) if ln in res.inspector.records and hasattr(res.inspector.records[ln], "iterations")), None)
+            figs.append(viz.diagnostics_figure(res.inspector.diagnostics(layer), f"{name}: walk lengths ({layer})") if layer else None)
+        return figs
 
     def api_inspect_xy(self, image_file, x, y, models):
         """inspect_xy(image file, x, y, list of model names) → {model: {class, layers: {...}}} (JSON)."""
@@ -147,6 +204,7 @@ def build_app(explorer: Explorer) -> gr.Blocks:
                 with gr.Row():
                     opacity = gr.Slider(0, 1, 0.6, step=0.05, label="Overlay opacity")
                     walks = gr.Checkbox(True, label="Show walks")
+                rates = gr.CheckboxGroup(RATE_LABELS, value=RATE_LABELS, label="DGMN rates to show (in the order of the model's dilations)")
                 status = gr.Textbox(label="Status", elem_id="status", interactive=False,
                                     value="Pick an example or upload an image." if available else "⚠ No checkpoints found: train one with `python -m dgmn.train`.")
                 examples = example_images()
@@ -162,17 +220,34 @@ def build_app(explorer: Explorer) -> gr.Blocks:
                 with gr.Row():
                     for i in range(SLOTS):
                         dis_plots.append(gr.Plot(label=f"Model {i + 1}: errors vs ground truth", elem_id=f"dis{i}"))
+                with gr.Row():
+                    method = gr.Radio(["Saliency", "Integrated Gradients (slower)"], value="Saliency", label="Attribution of the clicked pixel")
+                    attr_btn = gr.Button("Compute attributions", variant="primary")
+                    export_btn = gr.Button("Export JSON + HTML")
+                attr_plots = []
+                with gr.Row():
+                    for i in range(SLOTS):
+                        attr_plots.append(gr.Plot(label=f"Model {i + 1}: attribution", elem_id=f"attr{i}"))
+                with gr.Accordion("Offset diagnostics of the DGMN models", open=False):
+                    with gr.Row():
+                        diag_plots = [gr.Plot(label=f"Model {i + 1}: walks", elem_id=f"diag{i}") for i in range(SLOTS)]
+                files = gr.File(label="Exported files", file_count="multiple", interactive=False)
                 inspection = gr.JSON(label="Inspection (JSON)")
+                last_click = gr.State(None)
         seg_outputs = [p for i in range(SLOTS) for p in (context_plots[i], seg_plots[i], dis_plots[i])]
 
         def truth_for(img):
             return next((t for p, t in examples if t is not None and img is not None and t.shape == img.shape[:2] and np.array_equal(read_image_file(p), img)), None)
 
         image.change(lambda img: truth_for(img), [image], [truth_state], api_visibility="private").then(
-            h.analyse, [image, models, truth_state], [analysis_state, status, *seg_outputs], api_visibility="private")
-        models.change(h.analyse, [image, models, truth_state], [analysis_state, status, *seg_outputs], api_visibility="private")
-        image.select(h.click, [analysis_state, models, opacity, walks], [status, inspection, *context_plots],
+            h.analyse, [image, models, truth_state], [analysis_state, status, *seg_outputs], api_visibility="private").then(
+            h.diagnostics, [analysis_state, models], diag_plots, api_visibility="private")
+        models.change(h.analyse, [image, models, truth_state], [analysis_state, status, *seg_outputs], api_visibility="private").then(
+            h.diagnostics, [analysis_state, models], diag_plots, api_visibility="private")
+        image.select(h.click, [analysis_state, models, opacity, walks, rates], [status, inspection, last_click, *context_plots],
                      trigger_mode="always_last", api_visibility="private")
+        attr_btn.click(h.attribute, [analysis_state, models, last_click, method], [status, *attr_plots], api_visibility="private")
+        export_btn.click(h.export, [analysis_state, models, last_click], [status, files], api_visibility="private")
 
         with gr.Row(visible=False):
             api_file = gr.File(type="filepath")

@@ -49,7 +49,7 @@ def run(repeats: int = 5, quick: bool = False) -> list[dict]:
     for _ in range(10 if quick else 50):
         x, y = int(rng.integers(0, 1024)), int(rng.integers(0, 512))
         t0 = time.perf_counter()
-        out = h.click(analysis, MODELS, 0.6, True, gr.SelectData(None, {"index": [x, y], "value": None, "selected": True}))
+        out = h.click(analysis, MODELS, 0.6, True, None, gr.SelectData(None, {"index": [x, y], "value": None, "selected": True}))
         _serialise(out)
         click_times.append(time.perf_counter() - t0)
     rows.append(dict(interaction="upload 512×1024 → all panels", models=len(MODELS), median_ms=statistics.median(upload_times) * 1e3,

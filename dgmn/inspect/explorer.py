@@ -94,7 +94,12 @@ class Explorer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else default_checkpoint_dir()
         self.device = torch.device(device)
         self._models: dict[str, torch.nn.Module] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held while a model runs (its hooks record into one inspector at a time)."""
+        return self._lock
 
     def available(self) -> list[str]:
         return list_checkpoints(self.checkpoint_dir)

@@ -29,7 +29,7 @@ def test_upload_then_click_updates_every_panel(handlers):
     analysis, status, *figs = handlers.analyse(img, NAMES, truth)
     assert "Click a pixel" in status and len(figs) == 9
     assert all(isinstance(figs[3 * i + 1], go.Figure) and isinstance(figs[3 * i + 2], go.Figure) for i in range(3))
-    status, answer, *context = handlers.click(analysis, NAMES, 0.5, True, select(70, 40))
+    status, answer, last, *context = handlers.click(analysis, NAMES, 0.5, True, None, select(70, 40))
     assert status.startswith("Pixel (x=70, y=40)") and "truth:" in status
     assert set(answer) == set(NAMES)
     nodes = answer["dgmn-full"]["layers"]["context"]
@@ -41,20 +41,20 @@ def test_upload_then_click_updates_every_panel(handlers):
 
 
 def test_click_before_any_image_and_outside_the_image(handlers):
-    status, answer, *_ = handlers.click(None, NAMES, 0.5, True, select(3, 3))
+    status, answer, *_ = handlers.click(None, NAMES, 0.5, True, None, select(3, 3))
     assert status == "Load or pick an image first, then click on it." and answer is None
     analysis, *_ = handlers.analyse(scene()[0], NAMES, None)
-    status, answer, *_ = handlers.click(analysis, NAMES, 0.5, True, select(500, 3))
+    status, answer, *_ = handlers.click(analysis, NAMES, 0.5, True, None, select(500, 3))
     assert "outside the 160×96 image" in status and answer is None
     # a following valid click still works
-    assert handlers.click(analysis, NAMES, 0.5, True, select(5, 5))[0].startswith("Pixel")
+    assert handlers.click(analysis, NAMES, 0.5, True, None, select(5, 5))[0].startswith("Pixel")
 
 
 def test_downscaled_upload_maps_clicks_back(handlers):
     big = np.repeat(np.repeat(scene()[0], 8, 0), 8, 1)  # 768×1280 → downscaled to ≤ 1024
     analysis, status, *_ = handlers.analyse(big, ["fcn"], None)
     assert "downscaled from 1280×768" in status
-    status, answer, *_ = handlers.click(analysis, ["fcn"], 0.5, True, select(1279, 767))
+    status, answer, *_ = handlers.click(analysis, ["fcn"], 0.5, True, None, select(1279, 767))
     assert status.startswith("Pixel (x=1023, y=613)")  # 767 · 614/768
 
 
@@ -68,3 +68,28 @@ def test_bad_inputs_get_messages(handlers):
     assert img.shape == (40, 30, 3) and "transparency" in note
     with pytest.raises(InputError):
         prepare_image(np.zeros((4, 4, 4, 4)))
+
+
+def test_rates_toggle_attribution_export_and_diagnostics(handlers, tmp_path):
+    img, truth = scene()
+    analysis, *_ = handlers.analyse(img, NAMES, truth)
+    status, answer, last, *context = handlers.click(analysis, NAMES, 0.5, True, ["rate #2"], select(70, 40))
+    assert {t.name for t in context[0].data if t.name and t.name.startswith("rate")} == {"rate 3"}
+    # attribution needs a click on the current image first
+    assert "Click a pixel" in handlers.attribute(analysis, NAMES, None, "Saliency")[0]
+    seen = []
+    out = handlers.attribute(analysis, NAMES, last, "Integrated Gradients (slower)", progress=lambda f, desc=None: seen.append(f))
+    assert out[0].startswith("Integrated Gradients") and all(isinstance(f, go.Figure) for f in out[1:])
+    assert seen and max(seen) <= 1.0 and seen[-1] == pytest.approx(1.0)
+    msg, files = handlers.export(analysis, NAMES, last)
+    assert "Exported" in msg and [f.rsplit(".", 1)[1] for f in files] == ["json", "html"]
+    import json
+
+    assert json.loads(open(files[0]).read())["models"]["dgmn-full"]["class"] == answer["dgmn-full"]["class"]
+    assert "plotly" in open(files[1]).read()[:5_000_000]
+    diag = handlers.diagnostics(analysis, NAMES)
+    assert isinstance(diag[0], go.Figure) and diag[1] is None and diag[2] is None
+    # a stale click (from another image) is not used for the new image
+    other, *_ = handlers.analyse(ContextScenes(seed=6, size=(96, 160)).scene(0).image, NAMES, None)
+    assert "Click a pixel" in handlers.attribute(other, NAMES, last, "Saliency")[0]
+    assert "Click a pixel first" in handlers.export(other, NAMES, last)[0]
