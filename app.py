@@ -21,6 +21,7 @@ from dgmn.inspect.examples import example_images, read_image_file  # noqa: E402
 import viz  # noqa: E402
 
 SLOTS = 3
+FIRST_LAYER = "first context layer of each model"
 RATE_LABELS = ["rate #1", "rate #2", "rate #3", "rate #4", "rate #5+"]
 DEFAULT_MODELS = ["dgmn-full", "fcn-nonlocal", "fcn"]
 EXPLAINER = """
@@ -73,13 +74,14 @@ class Handlers:
         status = (notice + " — " if notice else "") + "Click a pixel on the image to see each model's graph for it."
         return analysis, status, *figs
 
-    def click(self, analysis, names, opacity, walks, rates, evt: gr.SelectData):
+    def click(self, analysis, names, opacity, walks, rates, evt: gr.SelectData, layer=None):
         """Click on the image → every model's nodes / attention at that pixel (no model is re-run)."""
         if analysis is None:
             return "Load or pick an image first, then click on it.", None, None, *[gr.update()] * SLOTS
         x, y = analysis.from_source(*evt.index)
         try:
-            answer = self.explorer.inspect_xy(analysis, x, y, [n for n in names if n in analysis.results])
+            answer = self.explorer.inspect_xy(analysis, x, y, [n for n in names if n in analysis.results],
+                                              None if layer in (None, FIRST_LAYER) else layer)
         except InputError as exc:
             return f"⚠ {exc}", None, None, *[gr.update()] * SLOTS
         figs = []
@@ -147,6 +149,11 @@ class Handlers:
         (d / "inspection.html").write_text(report_html(analysis.image, answer, (last["y"], last["x"]), preds, cards))
         return "Exported. For a PNG of any panel, use the camera icon in the panel's toolbar.", [str(d / "inspection.json"), str(d / "inspection.html")]
 
+    def layer_choices(self, analysis):
+        """The layer picker: every context layer any analysed model has (a model without it shows its first)."""
+        names = sorted({ln for r in (analysis.results.values() if analysis else []) for ln in r.layers})
+        return gr.update(choices=[FIRST_LAYER] + names, value=FIRST_LAYER)
+
     def diagnostics(self, analysis, names):
         """Offset diagnostics (walk lengths per rate, nodes outside the map, warnings) of each DGMN model."""
         figs = []
@@ -204,6 +211,7 @@ def build_app(explorer: Explorer) -> gr.Blocks:
                 with gr.Row():
                     opacity = gr.Slider(0, 1, 0.6, step=0.05, label="Overlay opacity")
                     walks = gr.Checkbox(True, label="Show walks")
+                layer = gr.Dropdown([FIRST_LAYER], value=FIRST_LAYER, label="Layer (models with several DGMN layers)")
                 rates = gr.CheckboxGroup(RATE_LABELS, value=RATE_LABELS, label="DGMN rates to show (in the order of the model's dilations)")
                 status = gr.Textbox(label="Status", elem_id="status", interactive=False,
                                     value="Pick an example or upload an image." if available else "⚠ No checkpoints found: train one with `python -m dgmn.train`.")
@@ -241,10 +249,15 @@ def build_app(explorer: Explorer) -> gr.Blocks:
 
         image.change(lambda img: truth_for(img), [image], [truth_state], api_visibility="private").then(
             h.analyse, [image, models, truth_state], [analysis_state, status, *seg_outputs], api_visibility="private").then(
-            h.diagnostics, [analysis_state, models], diag_plots, api_visibility="private")
+            h.diagnostics, [analysis_state, models], diag_plots, api_visibility="private").then(
+            h.layer_choices, [analysis_state], [layer], api_visibility="private")
         models.change(h.analyse, [image, models, truth_state], [analysis_state, status, *seg_outputs], api_visibility="private").then(
             h.diagnostics, [analysis_state, models], diag_plots, api_visibility="private")
-        image.select(h.click, [analysis_state, models, opacity, walks, rates], [status, inspection, last_click, *context_plots],
+        def on_select(a, n, o, w, r, ly, evt: gr.SelectData):
+            return h.click(a, n, o, w, r, evt, ly)
+
+        image.select(on_select, [analysis_state, models, opacity, walks, rates, layer],
+                     [status, inspection, last_click, *context_plots],
                      trigger_mode="always_last", api_visibility="private")
         attr_btn.click(h.attribute, [analysis_state, models, last_click, method], [status, *attr_plots], api_visibility="private")
         export_btn.click(h.export, [analysis_state, models, last_click], [status, files], api_visibility="private")

@@ -29,6 +29,8 @@ class DGMNRecord:
     kernel_size: int
     groups: int
     feature_size: tuple[int, int]
+    alpha: float = 1.0  # the message scale α of h = ReLU(f + α·m)
+    beta: list[float] = field(default_factory=list)  # β per rate (already inside every RateGraph.weight)
     iterations: list[list[RateGraph]] = field(default_factory=list)
 
 
@@ -67,7 +69,7 @@ class Inspector:
     # hooks --------------------------------------------------------------------------------------
     def _dgmn_hook(self, name):
         def hook(layer: DGMN, f: torch.Tensor, history):
-            rec = DGMNRecord(layer.kernel_size, layer.groups, tuple(f.shape[-2:]))
+            rec = DGMNRecord(layer.kernel_size, layer.groups, tuple(f.shape[-2:]), float(layer.alpha), [float(b) for b in layer.beta])
             for graphs in history:
                 rec.iterations.append([
                     RateGraph(g.dilation, _first(g.offset), _first(g.affinity), _first(g.filters), _first(g.weight))
@@ -173,6 +175,7 @@ class Inspector:
         return {
             "type": "dgmn", "feature_size": list(size), "feature_pixel": [iy, ix],
             "iteration": iteration % len(rec.iterations), "iterations": len(rec.iterations), "groups": G,
+            "alpha": rec.alpha, "beta": rec.beta,
             "dilations": [g.dilation for g in graphs], "nodes": nodes,
         }
 

@@ -93,3 +93,12 @@ def test_rates_toggle_attribution_export_and_diagnostics(handlers, tmp_path):
     other, *_ = handlers.analyse(ContextScenes(seed=6, size=(96, 160)).scene(0).image, NAMES, None)
     assert "Click a pixel" in handlers.attribute(other, NAMES, last, "Saliency")[0]
     assert "Click a pixel first" in handlers.export(other, NAMES, last)[0]
+
+
+def test_layer_picker(handlers):
+    analysis, *_ = handlers.analyse(scene()[0], NAMES, None)
+    upd = handlers.layer_choices(analysis)
+    assert upd["choices"][0] == app.FIRST_LAYER and "context" in upd["choices"]
+    status, answer, *_ = handlers.click(analysis, NAMES, 0.5, True, None, select(10, 10), "context")
+    assert answer["dgmn-full"]["layers"]["context"]["alpha"] == pytest.approx(1.0)
+    assert answer["fcn"]["layers"] == {}
