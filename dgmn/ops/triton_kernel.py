@@ -52,19 +52,22 @@ def _node(off_ptr, w_ptr, b, s, k, d, S, K, KS, G, g, HW, H, W, pix, pmask, yy, 
 
 
 @triton.jit
-def _fwd_kernel(x_ptr, off_ptr, w_ptr, out_ptr, dil_ptr, H, W, C, Cg, G, S, KS, HW,
-                ACC: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+def _block(W, HW, C, ACC: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    """This program's image b, pixels (with mask and y, x) and channels (with mask)."""
     pid_p = tl.program_id(0)
     pid_c = tl.program_id(1)
     nblk = tl.cdiv(HW, BLOCK_P)
     b = (pid_p // nblk).to(tl.int64)
     pix = (pid_p % nblk) * BLOCK_P + tl.arange(0, BLOCK_P)
-    pmask = pix < HW
-    yy = (pix // W).to(ACC)
-    xx = (pix % W).to(ACC)
     cs = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
-    cmask = cs < C
-    g = (pid_c * BLOCK_C) // Cg
+    return b, pix, pix < HW, (pix // W).to(ACC), (pix % W).to(ACC), cs, cs < C
+
+
+@triton.jit
+def _fwd_kernel(x_ptr, off_ptr, w_ptr, out_ptr, dil_ptr, H, W, C, Cg, G, S, KS, HW,
+                ACC: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+    b, pix, pmask, yy, xx, cs, cmask = _block(W, HW, C, ACC, BLOCK_P, BLOCK_C)
+    g = (tl.program_id(1) * BLOCK_C) // Cg
     K = KS * KS
     acc = tl.zeros((BLOCK_P, BLOCK_C), dtype=ACC)
     for s in range(S):
@@ -85,18 +88,9 @@ def _fwd_kernel(x_ptr, off_ptr, w_ptr, out_ptr, dil_ptr, H, W, C, Cg, G, S, KS, 
 @triton.jit
 def _bwd_kernel(x_ptr, off_ptr, w_ptr, gout_ptr, gx_ptr, goff_ptr, gw_ptr, dil_ptr, H, W, C, Cg, G, S, KS, HW,
                 NEED_GX: tl.constexpr, ACC: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
-    pid_p = tl.program_id(0)
-    pid_c = tl.program_id(1)
-    nblk = tl.cdiv(HW, BLOCK_P)
-    b = (pid_p // nblk).to(tl.int64)
-    pix = (pid_p % nblk) * BLOCK_P + tl.arange(0, BLOCK_P)
-    pmask = pix < HW
-    yy = (pix // W).to(ACC)
-    xx = (pix % W).to(ACC)
-    cs = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
-    cmask = cs < C
+    b, pix, pmask, yy, xx, cs, cmask = _block(W, HW, C, ACC, BLOCK_P, BLOCK_C)
     m2 = pmask[:, None] & cmask[None, :]
-    g = (pid_c * BLOCK_C) // Cg
+    g = (tl.program_id(1) * BLOCK_C) // Cg
     K = KS * KS
     go = tl.load(gout_ptr + (b * HW + pix.to(tl.int64))[:, None] * C + cs[None, :], mask=m2, other=0.0).to(ACC)
     for s in range(S):
