@@ -16,7 +16,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
-from dgmn.inspect.explorer import Explorer, InputError, prepare_image  # noqa: E402
+from dgmn.inspect.explorer import Explorer, InputError, image_id, prepare_image  # noqa: E402
 from dgmn.inspect.examples import example_images, read_image_file  # noqa: E402
 import viz  # noqa: E402
 
@@ -44,23 +44,35 @@ Colours of the segmentations: the class legend under each panel; black = unknown
 class Handlers:
     """The app's event handlers (plain methods, so tests can call them with ``gr.SelectData``)."""
 
-    def __init__(self, explorer: Explorer):
+    def __init__(self, explorer: Explorer, examples=None):
         self.explorer = explorer
+        self.examples = example_images() if examples is None else examples
+        # ground truth of the example scenes, found again by the content of the analysed image
+        self.truths = {image_id(prepare_image(read_image_file(p))[0]): t for p, t in self.examples if t is not None}
 
     def blank(self):
         return [None] * (3 * SLOTS)
 
-    def analyse(self, image, names, example_truth):
-        """Upload → prepare the image, run every selected model once, show the segmentations."""
-        if image is None:
-            return None, "Load or pick an image first.", *self.blank()
+    def analyse(self, source, names, current=None):
+        """Upload (a file path or an array) → read and prepare the image, run every selected model once,
+        show the segmentations. ``source=None`` re-analyses the current image (e.g. other models picked).
+        On bad input the message says what to do and everything the user had stays as it was."""
+        keep = (current, gr.update(), *[gr.update()] * (3 * SLOTS))
         try:
-            img, notice = prepare_image(image)
-            truth = example_truth if example_truth is not None and example_truth.shape == img.shape[:2] else None
-            analysis = self.explorer.analyse(img, list(names or []), truth)
-            analysis.source_size = tuple(np.asarray(image).shape[:2])
+            if source is None and current is None:
+                return None, None, "Load or pick an image first.", *self.blank()
+            if source is None:
+                img, notice, raw_size = current.image, current.notice, current.source_size
+            else:
+                raw = read_image_file(source) if isinstance(source, (str, Path)) or hasattr(source, "path") else np.asarray(source)
+                img, notice = prepare_image(raw)
+                raw_size = tuple(raw.shape[:2])
+            truth = self.truths.get(image_id(img))
+            analysis = self.explorer.analyse(img, list(names or []), truth,
+                                             current if current is not None and current.image_id == image_id(img) else None)
+            analysis.notice, analysis.source_size = notice, raw_size
         except InputError as exc:
-            return None, f"⚠ {exc}", *self.blank()
+            return keep[0], keep[1], f"⚠ {exc}", *keep[2:]
         figs = []
         for i in range(SLOTS):
             name = names[i] if i < len(names) else None
@@ -72,13 +84,13 @@ class Handlers:
             dis = viz.disagreement_figure(img, analysis.results[name].prediction, truth, card["classes"], f"{name}: errors vs ground truth") if truth is not None else None
             figs += [None, seg, dis]
         status = (notice + " — " if notice else "") + "Click a pixel on the image to see each model's graph for it."
-        return analysis, status, *figs
+        return analysis, img, status, *figs
 
     def click(self, analysis, names, opacity, walks, rates, evt: gr.SelectData, layer=None):
         """Click on the image → every model's nodes / attention at that pixel (no model is re-run)."""
         if analysis is None:
             return "Load or pick an image first, then click on it.", None, None, *[gr.update()] * SLOTS
-        x, y = analysis.from_source(*evt.index)
+        x, y = evt.index  # the displayed image is the analysed one
         try:
             answer = self.explorer.inspect_xy(analysis, x, y, [n for n in names if n in analysis.results],
                                               None if layer in (None, FIRST_LAYER) else layer)
@@ -203,10 +215,10 @@ def build_app(explorer: Explorer) -> gr.Blocks:
         with gr.Accordion("What am I looking at?", open=False):
             gr.Markdown(EXPLAINER)
         analysis_state = gr.State(None, time_to_live=1800)
-        truth_state = gr.State(None)
         with gr.Row():
             with gr.Column(scale=1, min_width=320):
-                image = gr.Image(label="Image — click a pixel", type="numpy", elem_id="img", buttons=["download", "fullscreen"])
+                upload = gr.File(label="Upload an image (PNG, JPEG, GIF, BMP, WebP, TIFF)", file_count="single", type="filepath", elem_id="upload")
+                image = gr.Image(label="Image — click a pixel", type="numpy", elem_id="img", interactive=False, buttons=["download", "fullscreen"])
                 models = gr.CheckboxGroup(available, value=defaults, label=f"Models to compare (up to {SLOTS} shown)")
                 with gr.Row():
                     opacity = gr.Slider(0, 1, 0.6, step=0.05, label="Overlay opacity")
@@ -215,8 +227,7 @@ def build_app(explorer: Explorer) -> gr.Blocks:
                 rates = gr.CheckboxGroup(RATE_LABELS, value=RATE_LABELS, label="DGMN rates to show (in the order of the model's dilations)")
                 status = gr.Textbox(label="Status", elem_id="status", interactive=False,
                                     value="Pick an example or upload an image." if available else "⚠ No checkpoints found: train one with `python -m dgmn.train`.")
-                examples = example_images()
-                gallery = gr.Examples([[p] for p, _ in examples], inputs=[image], label="Examples (generated scenes have ground truth)")
+                gr.Examples([[p] for p, _ in h.examples], inputs=[upload], label="Examples (generated scenes have ground truth)")
             with gr.Column(scale=3):
                 context_plots, seg_plots, dis_plots = [], [], []
                 with gr.Row():
@@ -244,14 +255,11 @@ def build_app(explorer: Explorer) -> gr.Blocks:
                 last_click = gr.State(None)
         seg_outputs = [p for i in range(SLOTS) for p in (context_plots[i], seg_plots[i], dis_plots[i])]
 
-        def truth_for(img):
-            return next((t for p, t in examples if t is not None and img is not None and t.shape == img.shape[:2] and np.array_equal(read_image_file(p), img)), None)
-
-        image.change(lambda img: truth_for(img), [image], [truth_state], api_visibility="private").then(
-            h.analyse, [image, models, truth_state], [analysis_state, status, *seg_outputs], api_visibility="private").then(
+        outputs = [analysis_state, image, status, *seg_outputs]
+        upload.change(h.analyse, [upload, models, analysis_state], outputs, api_visibility="private").then(
             h.diagnostics, [analysis_state, models], diag_plots, api_visibility="private").then(
             h.layer_choices, [analysis_state], [layer], api_visibility="private")
-        models.change(h.analyse, [image, models, truth_state], [analysis_state, status, *seg_outputs], api_visibility="private").then(
+        models.change(lambda n, a: h.analyse(None, n, a), [models, analysis_state], outputs, api_visibility="private").then(
             h.diagnostics, [analysis_state, models], diag_plots, api_visibility="private")
         def on_select(a, n, o, w, r, ly, evt: gr.SelectData):
             return h.click(a, n, o, w, r, evt, ly)

@@ -41,7 +41,7 @@ def run(repeats: int = 5, quick: bool = False) -> list[dict]:
     upload_times, analysis = [], None
     for _ in range(2 if quick else repeats):
         t0 = time.perf_counter()
-        analysis, status, *figs = h.analyse(sc.image, MODELS, sc.label)
+        analysis, shown, status, *figs = h.analyse(sc.image, MODELS)
         _serialise(figs)
         upload_times.append(time.perf_counter() - t0)
     rng = np.random.default_rng(0)

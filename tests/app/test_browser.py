@@ -28,18 +28,20 @@ def test_upload_click_and_panels_change(tmp_path):
     demo = app.build_app(Explorer())  # the shipped checkpoints: this is what a user sees
     demo.queue(default_concurrency_limit=2)
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False, quiet=True)
-    sc = ContextScenes(seed=2024, size=(128, 256)).scene(0)
+    ds = ContextScenes(seed=2024, size=(128, 256))
+    # a mixed scene, clicked on its boathouse: the case the app is there to explain
+    sc = next(s for s in map(ds.scene, range(50)) if {4, 5} <= {b[0] for b in s.buildings})
     img = tmp_path / "scene.png"
     cv2.imwrite(str(img), cv2.cvtColor(sc.image, cv2.COLOR_RGB2BGR))
-    cls, y0, y1, x0, x1 = sc.buildings[0]
+    cls, y0, y1, x0, x1 = next(b for b in sc.buildings if b[0] == 5)
     try:
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
             page = browser.new_page(viewport={"width": 1600, "height": 1200})
             page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
-            page.wait_for_selector("#img input[type=file]", state="attached", timeout=60_000)
+            page.wait_for_selector("#upload input[type=file]", state="attached", timeout=60_000)
             status = page.locator("#status textarea")
-            page.locator("#img input[type=file]").set_input_files(str(img))
+            page.locator("#upload input[type=file]").set_input_files(str(img))
             sync_api.expect(status).to_have_value(re.compile("Click a pixel"), timeout=60_000)
             before = page.locator("#context0").inner_html()
             shown = page.locator("#img img").first
