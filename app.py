@@ -16,11 +16,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
-from dgmn.inspect.explorer import Explorer, InputError, image_id, prepare_image  # noqa: E402
+from dgmn.inspect.explorer import Explorer, InputError, LRUCache, image_id, prepare_image  # noqa: E402
 from dgmn.inspect.examples import example_images, read_image_file  # noqa: E402
 import viz  # noqa: E402
 
 SLOTS = 3
+API_CACHE_ITEMS = 16  # analyses kept for the inspect_xy / segment endpoints (a few MB each)
 FIRST_LAYER = "first context layer of each model"
 RATE_LABELS = ["rate #1", "rate #2", "rate #3", "rate #4", "rate #5+"]
 DEFAULT_MODELS = ["dgmn-full", "fcn-nonlocal", "fcn"]
@@ -49,6 +50,19 @@ class Handlers:
         self.examples = example_images() if examples is None else examples
         # ground truth of the example scenes, found again by the content of the analysed image
         self.truths = {image_id(prepare_image(read_image_file(p))[0]): t for p, t in self.examples if t is not None}
+        # API calls carry the image each time: analyses are kept per image content, bounded (LRU)
+        self.api_cache = LRUCache(API_CACHE_ITEMS)
+
+    def api_analysis(self, image_file, models):
+        raw = read_image_file(image_file)
+        img, _ = prepare_image(raw)
+        names = list(models or [])
+        key = image_id(img)
+        analysis = self.api_cache.get(key)
+        analysis = self.explorer.analyse(img, names, analysis=analysis)
+        analysis.source_size = tuple(raw.shape[:2])
+        self.api_cache.put(key, analysis)
+        return analysis, names
 
     def blank(self):
         return [None] * (3 * SLOTS)
@@ -179,10 +193,11 @@ class Handlers:
     def api_inspect_xy(self, image_file, x, y, models):
         """inspect_xy(image file, x, y, list of model names) → {model: {class, layers: {...}}} (JSON)."""
         try:
-            img, _ = prepare_image(read_image_file(image_file))
-            names = list(models or [])
-            analysis = self.explorer.analyse(img, names)
-            return self.explorer.inspect_xy(analysis, float(x), float(y), names)
+            analysis, names = self.api_analysis(image_file, models)
+            if x is None or y is None:
+                raise InputError("x and y are required: the pixel to inspect, in the image's own pixels")
+            x, y = analysis.from_source(float(x), float(y))
+            return self.explorer.inspect_xy(analysis, x, y, names)
         except InputError as exc:
             raise gr.Error(str(exc)) from None
 
@@ -191,9 +206,7 @@ class Handlers:
         import cv2
 
         try:
-            img, _ = prepare_image(read_image_file(image_file))
-            names = list(models or [])
-            analysis = self.explorer.analyse(img, names)
+            analysis, names = self.api_analysis(image_file, models)
         except InputError as exc:
             raise gr.Error(str(exc)) from None
         out = {}

@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m dgmn.bench {op,layer,app} [--json] [--repeats N] [--quick]``.
+"""Benchmarks: ``python -m dgmn.bench {op,layer,app,load,soak} [--json] [--repeats N] [--quick] [--minutes N]``.
 
 Each prints a table of what it measured on this machine (and the machine: CPU, threads, torch version);
 ``--json`` prints the rows as JSON instead.
@@ -32,7 +32,8 @@ def machine() -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m dgmn.bench", description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=["op", "layer", "app"], help="which benchmark to run")
+    p.add_argument("what", choices=["op", "layer", "app", "load", "soak"], help="which benchmark to run")
+    p.add_argument("--minutes", type=float, default=10, help="soak: how long to run")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median reported)")
     p.add_argument("--quick", action="store_true", help="only the smaller sizes")
@@ -41,19 +42,31 @@ def main(argv=None) -> int:
         from . import op as bench
     elif args.what == "layer":
         from . import layer as bench
-    else:
+    elif args.what == "app":
         sys.path.insert(0, os.getcwd())  # app.py lives in the repository root
         from . import app as bench
-    rows = bench.run(repeats=args.repeats, quick=args.quick)
+    else:
+        from . import server as bench
+    if args.what == "load":
+        rows = bench.run_load()
+    elif args.what == "soak":
+        rows = bench.run_soak(args.minutes)
+    else:
+        rows = bench.run(repeats=args.repeats, quick=args.quick)
     info = machine()
     if args.json:
         print(json.dumps(dict(machine=info, benchmark=args.what, rows=rows), indent=1))
     else:
         print(f"# python -m dgmn.bench {' '.join(sys.argv[1:] if argv is None else argv)}")
         print("# " + ", ".join(f"{k}={v}" for k, v in info.items()))
-        print(format_table(rows, bench.COLUMNS, {"size": bench.size_label}))
-        for line in bench.verdicts(rows):
-            print(line)
+        if hasattr(bench, "COLUMNS"):
+            print(format_table(rows, bench.COLUMNS, {"size": bench.size_label}))
+            for line in bench.verdicts(rows):
+                print(line)
+        else:
+            for r in rows:
+                for k, v in r.items():
+                    print(f"{k:>26}: {v:.1f}" if isinstance(v, float) else f"{k:>26}: {v}")
     return 0
 
 

@@ -12,6 +12,7 @@ from .explorer import InputError
 
 EXAMPLE_SEED = 2024
 PHOTOS = ("astronaut", "coffee", "chelsea")  # scikit-image's bundled data (public domain / CC0)
+MAX_PIXELS = 20_000 * 20_000  # larger images are refused before decoding (decompression bombs)
 
 
 def example_dir() -> Path:
@@ -58,12 +59,18 @@ def read_image_file(path) -> np.ndarray:
         raise InputError(f"the file {p.name} does not exist; check the path, or upload the image again")
     if p.stat().st_size == 0:
         raise InputError(f"{p.name} is empty (0 bytes); upload the image again")
-    Image.MAX_IMAGE_PIXELS = 30_000 * 30_000
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with Image.open(p) as im:
-            im.seek(0)
-            if max(im.size) > 4 * 1024:  # decode a reduced version of huge images straight away
-                im.draft("RGB", (4096, 4096))
+            im.seek(0)  # animations: the first frame
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise InputError(f"{p.name} is {w}×{h} pixels, too large to decode safely; downscale it to at most "
+                                 f"{int(MAX_PIXELS ** 0.5)}×{int(MAX_PIXELS ** 0.5)} and upload it again")
+            if max(w, h) > 4096:
+                im.draft("RGB", (4096, 4096))  # JPEG decodes a reduced version straight away (no-op otherwise)
+                if max(im.size) > 4096:  # others: decode in their own mode, then shrink by an integer factor
+                    im = im.reduce(int(np.ceil(max(im.size) / 4096)))
             im = ImageOps.exif_transpose(im)
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 return np.asarray(im, dtype=np.uint16 if im.mode.startswith("I;16") else np.int32).clip(0, 65535).astype(np.uint16)
@@ -72,5 +79,7 @@ def read_image_file(path) -> np.ndarray:
             return np.asarray(im)
     except UnidentifiedImageError:
         raise InputError(f"{p.name} is not an image this app can read; upload a PNG, JPEG, GIF, BMP or WebP") from None
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+    except InputError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise InputError(f"{p.name} could not be decoded ({exc}); it may be truncated or corrupt — export it again") from None

@@ -184,6 +184,8 @@ class DGMN(nn.Module):
             raise ValueError(
                 f"DGMN: input must have shape (B, {self.channels}, H, W), got {tuple(f.shape)}"
             )
+        if f.device.type != "meta" and not torch.jit.is_tracing() and not bool(torch.isfinite(f).all()):
+            raise ValueError("DGMN: input contains NaN or infinite values; check the layers before it")
         if f.device.type == "cpu":  # the fused CPU op and the convs both prefer channels-last
             f = f.contiguous(memory_format=torch.channels_last)
         h, history = f, []

@@ -81,6 +81,9 @@ def check_inputs(x, offset, weight, dilations, kernel_size) -> tuple[int, int, i
             raise ValueError(f"dynamic_aggregate: `{name}` is on {t.device} but `x` is on {x.device}; move them to one device")
         if t.dtype != x.dtype:
             raise ValueError(f"dynamic_aggregate: `{name}` has dtype {t.dtype} but `x` has {x.dtype}; use one dtype")
+    if offset.device.type != "meta" and offset.numel() and not bool(torch.isfinite(offset).all()):
+        raise ValueError("dynamic_aggregate: `offset` contains NaN or infinite values; sampling positions must be finite "
+                         "(check the walk predictor's input and learning rate)")
     allowed = (torch.float32, torch.float64) + ((torch.float16, torch.bfloat16) if x.is_cuda else ())
     if x.dtype not in allowed:
         raise ValueError(

@@ -130,3 +130,10 @@ def test_groups_zero_or_none_means_no_dynamic_weights():
     for g in (0, None):
         layer = DGMN(8, dilations=(1,), groups=g, random_walk=False)
         assert not layer.dynamic_weights and layer.filter_affinity_convs[0].out_channels == 9
+
+
+def test_nan_input_is_refused():
+    x = torch.zeros(1, 8, 5, 5)
+    x[0, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="input contains NaN or infinite values"):
+        DGMN(8)(x)

@@ -211,3 +211,12 @@ def test_without_a_compiler_the_cpu_impl_falls_back_with_one_warning(monkeypatch
         b = dynamic_aggregate(x, off, w, (1,), impl="cpu")
     ref = dynamic_aggregate(x, off, w, (1,), impl="reference")
     assert torch.equal(a, ref) and torch.equal(b, ref)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_nan_offsets_are_refused(impl):
+    dev = device_for(impl)
+    x, off, w = (t.to(dev) for t in make_inputs(1, 4, 4, 4, (1,), 1, 3, torch.float32))
+    off[0, 3, 1, 1] = float("nan")
+    with pytest.raises(ValueError, match="`offset` contains NaN or infinite values"):
+        dynamic_aggregate(x, off, w, (1,), impl=impl)
