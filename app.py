@@ -21,6 +21,7 @@ from dgmn.inspect.examples import example_images, read_image_file  # noqa: E402
 import viz  # noqa: E402
 
 SLOTS = 3
+ATTRIBUTION_TIME_LIMIT_S = 60  # Integrated Gradients stops (with a message) when a request runs longer
 API_CACHE_ITEMS = 16  # analyses kept for the inspect_xy / segment endpoints (a few MB each)
 FIRST_LAYER = "first context layer of each model"
 RATE_LABELS = ["rate #1", "rate #2", "rate #3", "rate #4", "rate #5+"]
@@ -47,6 +48,7 @@ class Handlers:
 
     def __init__(self, explorer: Explorer, examples=None):
         self.explorer = explorer
+        self.attribution_time_limit = ATTRIBUTION_TIME_LIMIT_S
         self.examples = example_images() if examples is None else examples
         # ground truth of the example scenes, found again by the content of the analysed image
         self.truths = {image_id(prepare_image(read_image_file(p))[0]): t for p, t in self.examples if t is not None}
@@ -137,8 +139,11 @@ class Handlers:
             return "Click a pixel on the current image first, then compute attributions.", *[None] * SLOTS
         from dgmn.inspect import attribute_pixel
 
+        import time
+
         key = "integrated_gradients" if method.startswith("Integrated") else "saliency"
         x, y = int(last["x"]), int(last["y"])
+        deadline = time.monotonic() + self.attribution_time_limit
         figs = []
         shown = [n for n in names[:SLOTS] if n in analysis.results]
         for i in range(SLOTS):
@@ -149,11 +154,17 @@ class Handlers:
             model = self.explorer.model(name)
             cls = int(analysis.results[name].prediction[y, x])
 
-            def report(frac, i=i):
+            def report(frac, name=name):
                 progress((shown.index(name) + frac) / len(shown), desc=f"{name}: {method}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError
 
-            with self.explorer.lock:
-                attr = attribute_pixel(model, self.explorer.to_tensor(analysis.image, model.card), y, x, cls, key, progress=report)
+            try:
+                with self.explorer.lock:
+                    attr = attribute_pixel(model, self.explorer.to_tensor(analysis.image, model.card), y, x, cls, key, progress=report)
+            except TimeoutError:
+                return (f"⚠ {method} took longer than {self.attribution_time_limit:.0f} s and was stopped; "
+                        "try Saliency, or a smaller image"), *figs, *[None] * (SLOTS - len(figs))
             figs.append(viz.attribution_figure(analysis.image, attr.cpu().numpy(), (y, x),
                                                title=f"{name}: {method} of '{model.card['classes'][cls]}'"))
         return f"{method} computed for pixel (x={x}, y={y}).", *figs

@@ -123,3 +123,28 @@ def _select(x, y):
     import gradio as gr
 
     return gr.SelectData(None, {"index": [x, y], "value": None, "selected": True})
+
+
+def test_attribution_has_a_time_limit(handlers):
+    current, *_ = handlers.analyse(SCENE, NAMES)
+    _, _, last, *_ = handlers.click(current, NAMES, 0.5, True, None, _select(50, 40))
+    handlers.attribution_time_limit = 0.0
+    try:
+        status, *figs = handlers.attribute(current, NAMES, last, "Integrated Gradients (slower)", progress=lambda *a, **k: None)
+    finally:
+        handlers.attribution_time_limit = app.ATTRIBUTION_TIME_LIMIT_S
+    assert "was stopped" in status and len(figs) == app.SLOTS
+    assert handlers.attribute(current, NAMES, last, "Saliency", progress=lambda *a, **k: None)[0].startswith("Saliency")
+
+
+def test_a_broken_checkpoint_is_reported_not_raised(tmp_path, tiny_checkpoints):
+    import shutil
+
+    d = tmp_path / "ck"
+    shutil.copytree(tiny_checkpoints, d)
+    p = d / "fcn.safetensors"
+    p.write_bytes(p.read_bytes()[:100])
+    h = app.Handlers(Explorer(d), examples=[])
+    status = h.analyse(SCENE, ["fcn"])[2]
+    assert "model 'fcn' cannot be loaded" in status and "truncated or corrupt" in status
+    assert "Click a pixel" in h.analyse(SCENE, ["dgmn-full"])[2]
