@@ -148,3 +148,22 @@ def test_a_broken_checkpoint_is_reported_not_raised(tmp_path, tiny_checkpoints):
     status = h.analyse(SCENE, ["fcn"])[2]
     assert "model 'fcn' cannot be loaded" in status and "truncated or corrupt" in status
     assert "Click a pixel" in h.analyse(SCENE, ["dgmn-full"])[2]
+
+
+def test_model_errors_are_followed_by_a_working_request(handlers):
+    current, *_ = handlers.analyse(SCENE, NAMES)
+    for names, message in ((["ghost"], "no model named 'ghost'"), ([], "no model selected"), (["../../etc/passwd"], "is not a model name")):
+        kept, shown, status, *_ = handlers.analyse(SCENE, names, current)
+        assert message in status and kept is current
+        assert "Click a pixel" in handlers.analyse(None, NAMES, kept)[2]  # re-analysing the kept image works
+
+
+def test_clicks_answer_for_the_image_now_shown_after_a_new_upload(handlers):
+    a, *_ = handlers.analyse(SCENE, ["fcn"])
+    other = ContextScenes(seed=8, size=(64, 64)).scene(0).image
+    b, shown, *_ = handlers.analyse(other, ["fcn"], a)
+    assert b.image_id != a.image_id and shown.shape == (64, 64, 3)
+    status, answer, last, *_ = handlers.click(b, ["fcn"], 0.5, True, None, _select(100, 10))
+    assert "outside the 64×64 image" in status  # (100, 10) was inside the old 160×96 image, not the new one
+    status, answer, last, *_ = handlers.click(b, ["fcn"], 0.5, True, None, _select(10, 10))
+    assert last["image_id"] == b.image_id and answer["fcn"]["class_index"] == int(b.results["fcn"].prediction[10, 10])
