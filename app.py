@@ -128,10 +128,10 @@ class Handlers:
         if not entry["layers"]:
             return viz.plain_figure(image, pixel, f"{name}: no context module (sees only its receptive field)")
         layer, q = next(iter(entry["layers"].items()))
-        if q["type"] == "dgmn":
-            shown = None if rates is None else [i for i in range(len(q["dilations"])) if RATE_LABELS[min(i, len(RATE_LABELS) - 1)] in rates]
-            return viz.nodes_figure(image, q, pixel, rates=shown, walks=walks, title=f"{name}: sampled nodes ({layer})")
-        return viz.attention_figure(image, q, pixel, opacity, title=f"{name}: Non-local attention")
+        shown = None
+        if rates is not None and q["type"] == "dgmn":
+            shown = [i for i in range(len(q["dilations"])) if RATE_LABELS[min(i, len(RATE_LABELS) - 1)] in rates]
+        return viz.layer_figure(image, name, layer, q, pixel, opacity, walks, shown)
 
     def attribute(self, analysis, names, last, method, progress=gr.Progress()):
         """Attribution of the clicked pixel's predicted class, per model (Integrated Gradients runs on request)."""

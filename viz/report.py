@@ -6,23 +6,14 @@ import json
 
 import numpy as np
 
-from .attention import attention_figure
-from .nodes import nodes_figure
+from .context import layer_figure
 from .segmentation import segmentation_figure
 
 
 def context_figures(image: np.ndarray, answer: dict, pixel, opacity: float = 0.6, walks: bool = True) -> dict:
     """{model: [figures]}: for every inspected layer the nodes (DGMN) or the attention (Non-local)."""
-    out = {}
-    for name, entry in answer.items():
-        figs = []
-        for layer, q in entry["layers"].items():
-            if q["type"] == "dgmn":
-                figs.append(nodes_figure(image, q, pixel, walks=walks, title=f"{name}: sampled nodes ({layer})"))
-            else:
-                figs.append(attention_figure(image, q, pixel, opacity, title=f"{name}: Non-local attention ({layer})"))
-        out[name] = figs
-    return out
+    return {name: [layer_figure(image, name, layer, q, pixel, opacity, walks) for layer, q in entry["layers"].items()]
+            for name, entry in answer.items()}
 
 
 def report_html(image: np.ndarray, answer: dict, pixel, predictions: dict, cards: dict, title: str = "DGMN inspection") -> str:
