@@ -2,7 +2,6 @@
 import functools
 
 import pytest
-import torch
 
 from dgmn import DGMN, NonLocal2d, count_macs
 from dgmn.data import ContextScenes

@@ -60,7 +60,7 @@ def main(argv=None) -> int:
         print(f"# python -m dgmn.bench {' '.join(sys.argv[1:] if argv is None else argv)}")
         print("# " + ", ".join(f"{k}={v}" for k, v in info.items()))
         if hasattr(bench, "COLUMNS"):
-            print(format_table(rows, bench.COLUMNS, {"size": bench.size_label}))
+            print(format_table(rows, bench.COLUMNS, {"size": bench.size_label} if hasattr(bench, "size_label") else {}))
             for line in bench.verdicts(rows):
                 print(line)
         else:

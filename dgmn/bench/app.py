@@ -63,10 +63,6 @@ COLUMNS = [("interaction", "interaction", "{}"), ("models", "models", "{}"), ("m
            ("p95_ms", "p95 ms", "{:.0f}"), ("runs", "runs", "{}"), ("target_ms", "target ms", "{}")]
 
 
-def size_label(r: dict) -> str:
-    return ""
-
-
 def verdicts(rows: list[dict]) -> list[str]:
     return [f"target {r['interaction']}: median {r['median_ms']:.0f} ms (want ≤ {r['target_ms']}) "
             f"{'MET' if r['median_ms'] <= r['target_ms'] else 'MISSED'}" for r in rows]

@@ -13,7 +13,6 @@ It pads by reflection, so its features do not tell where the image borders are.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import torch
 import torch.nn as nn

@@ -42,7 +42,6 @@ class NonLocal2d(nn.Module):
         if f.dim() != 4 or f.shape[1] != self.channels:
             raise ValueError(f"NonLocal2d: input must have shape (B, {self.channels}, H, W), got {tuple(f.shape)}")
         u = self.pre(f)
-        B = u.shape[0]
 
         def tokens(conv):
             return conv(u).flatten(2).transpose(1, 2).contiguous().unsqueeze(1)

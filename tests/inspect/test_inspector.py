@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from dgmn import DGMN, NonLocal2d
+from dgmn import DGMN
 from dgmn.inspect import Inspector
 from dgmn.models import build_segmenter, insert_dgmn, resnet18
 from dgmn.ops import dynamic_aggregate
