@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 
 from dgmn.inspect.explorer import Explorer, InputError, LRUCache, image_id, prepare_image  # noqa: E402
 from dgmn.inspect.examples import example_images, read_image_file  # noqa: E402
+from dgmn.inspect.model_cards import model_cards_markdown  # noqa: E402
 import viz  # noqa: E402
 
 SLOTS = 3
@@ -238,6 +239,8 @@ def build_app(explorer: Explorer) -> gr.Blocks:
         gr.Markdown("# DGMN Explorer\nDynamic graph message passing, pixel by pixel.")
         with gr.Accordion("What am I looking at?", open=False):
             gr.Markdown(EXPLAINER)
+        with gr.Accordion("The models: what each one is and how it scored", open=False):
+            gr.Markdown(model_cards_markdown(explorer.checkpoint_dir), elem_id="model-cards")
         analysis_state = gr.State(None, time_to_live=1800)
         with gr.Row():
             with gr.Column(scale=1, min_width=320):

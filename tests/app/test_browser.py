@@ -55,6 +55,10 @@ def test_upload_click_and_panels_change(tmp_path):
             after_attention = page.locator("#context1").inner_html()
             assert after_nodes != before and "rate" in after_nodes
             assert "attention" in after_attention
+            # what each model is, from the cards, one click away
+            page.get_by_text("The models: what each one is and how it scored").click()
+            sync_api.expect(page.locator("#model-cards")).to_contain_text("learned random walks", timeout=10_000)
+            sync_api.expect(page.locator("#model-cards")).to_contain_text("over 3 seeds")
             shot = tmp_path / "app.png"
             page.screenshot(path=str(shot), full_page=True)
             if os.environ.get("DGMN_UPDATE_SCREENSHOT") == "1":
