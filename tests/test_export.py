@@ -1,3 +1,7 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -5,6 +9,7 @@ import torch
 from dgmn.export import export_onnx
 from dgmn.models import build_segmenter
 
+ROOT = Path(__file__).resolve().parents[1]
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in requirements-dev.txt")
 
 
@@ -22,3 +27,16 @@ def test_onnx_export_matches_pytorch(tmp_path, context, cfg):
         want = model(x).numpy()
     got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"image": x.numpy()})[0]
     assert got.shape == want.shape and np.abs(got - want).max() <= 1e-4
+
+
+def test_cli_exports_a_shipped_checkpoint_quietly(tmp_path):
+    out = tmp_path / "fcn-nonlocal.onnx"
+    res = subprocess.run([sys.executable, "-m", "dgmn.export", "--checkpoint", "fcn-nonlocal", "--onnx", str(out), "--size", "64", "96"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and res.stderr == "", res.stderr[-2000:]
+    assert "input fixed at 1×3×64×96" in res.stdout
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert sess.run(None, {"image": np.zeros((1, 3, 64, 96), np.float32)})[0].shape == (1, 8, 64, 96)
+    res = subprocess.run([sys.executable, "-m", "dgmn.export", "--checkpoint", "nope", "--onnx", str(out)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "no checkpoint named 'nope'" in res.stderr
