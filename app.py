@@ -44,6 +44,15 @@ Colours of the segmentations: the class legend under each panel; black = unknown
 """
 
 
+def example_captions(examples) -> list[str]:
+    """'scene 1', 'scene 2', … for the generated scenes (they have ground truth), else the file's name."""
+    out, n = [], 0
+    for path, truth in examples:
+        n += truth is not None
+        out.append(f"scene {n}" if truth is not None else Path(path).stem)
+    return out
+
+
 class Handlers:
     """The app's event handlers (plain methods, so tests can call them with ``gr.SelectData``)."""
 
@@ -102,6 +111,13 @@ class Handlers:
             figs += [None, seg, dis]
         status = (notice + " — " if notice else "") + "Click a pixel on the image to see each model's graph for it."
         return analysis, img, status, *figs
+
+    def pick_example(self, names, current, evt: gr.SelectData):
+        """Click on an example thumbnail → analyse that example, exactly as if it had been uploaded."""
+        index = evt.index if isinstance(evt.index, int) else None
+        if index is None or not 0 <= index < len(self.examples):
+            return current, gr.update(), "⚠ That example is not available; pick another one or upload an image.", *[gr.update()] * (3 * SLOTS)
+        return self.analyse(self.examples[index][0], names, current)
 
     def click(self, analysis, names, opacity, walks, rates, evt: gr.SelectData, layer=None):
         """Click on the image → every model's nodes / attention at that pixel (no model is re-run)."""
@@ -254,7 +270,9 @@ def build_app(explorer: Explorer) -> gr.Blocks:
                 rates = gr.CheckboxGroup(RATE_LABELS, value=RATE_LABELS, label="DGMN rates to show (in the order of the model's dilations)")
                 status = gr.Textbox(label="Status", elem_id="status", interactive=False,
                                     value="Pick an example or upload an image." if available else "⚠ No checkpoints found: train one with `python -m dgmn.train`.")
-                gr.Examples([[p] for p, _ in h.examples], inputs=[upload], label="Examples (generated scenes have ground truth)")
+                examples = gr.Gallery(list(zip([p for p, _ in h.examples], example_captions(h.examples))),
+                                      label="Examples — click one (the scenes have ground truth)", columns=3, object_fit="contain",
+                                      allow_preview=False, interactive=False, buttons=[], elem_id="examples")
             with gr.Column(scale=3):
                 context_plots, seg_plots, dis_plots = [], [], []
                 with gr.Row():
@@ -284,6 +302,9 @@ def build_app(explorer: Explorer) -> gr.Blocks:
 
         outputs = [analysis_state, image, status, *seg_outputs]
         upload.change(h.analyse, [upload, models, analysis_state], outputs, api_visibility="private").then(
+            h.diagnostics, [analysis_state, models], diag_plots, api_visibility="private").then(
+            h.layer_choices, [analysis_state], [layer], api_visibility="private")
+        examples.select(h.pick_example, [models, analysis_state], outputs, api_visibility="private").then(
             h.diagnostics, [analysis_state, models], diag_plots, api_visibility="private").then(
             h.layer_choices, [analysis_state], [layer], api_visibility="private")
         models.change(lambda n, a: h.analyse(None, n, a), [models, analysis_state], outputs, api_visibility="private").then(

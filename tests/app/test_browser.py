@@ -63,6 +63,10 @@ def test_upload_click_and_panels_change(tmp_path):
             page.screenshot(path=str(shot), full_page=True)
             if os.environ.get("DGMN_UPDATE_SCREENSHOT") == "1":
                 shutil.copy(shot, ROOT / "docs" / "app-screenshot.png")
+            # an example thumbnail is analysed like an upload (a generated scene: errors vs its ground truth)
+            page.locator("#examples button.thumbnail-item").first.click()
+            sync_api.expect(status).to_have_value(re.compile("Click a pixel"), timeout=60_000)
+            sync_api.expect(page.locator("#dis0")).to_contain_text("errors vs ground truth", timeout=30_000)
             browser.close()
     finally:
         demo.close()

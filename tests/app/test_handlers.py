@@ -107,3 +107,14 @@ def test_layer_picker(handlers):
     status, answer, *_ = handlers.click(analysis, NAMES, 0.5, True, None, select(10, 10), "context")
     assert answer["dgmn-full"]["layers"]["context"]["alpha"] == pytest.approx(1.0)
     assert answer["fcn"]["layers"] == {}
+
+
+def test_example_thumbnails_analyse_the_example(handlers):
+    def pick(i):
+        return gr.SelectData(None, {"index": i, "value": None, "selected": True})
+
+    analysis, shown, status, *figs = handlers.pick_example(NAMES, None, pick(0))
+    assert "Click a pixel" in status and shown.shape == scene()[0].shape
+    assert analysis.truth is not None and all(figs[3 * i + 2] is not None for i in range(3))  # errors vs truth
+    kept, _, status, *rest = handlers.pick_example(NAMES, analysis, pick(7))
+    assert kept is analysis and "not available" in status and all(isinstance(r, dict) for r in rest)
