@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..ops import deform_conv2d, dilated_conv2d, dynamic_aggregate
+from ..ops import all_finite, deform_conv2d, dilated_conv2d, dynamic_aggregate
 
 
 def grid_conv(conv: nn.Conv2d, h: torch.Tensor) -> torch.Tensor:
@@ -175,7 +175,9 @@ class DGMN(nn.Module):
         total = None
         for s, g in enumerate(graphs):
             m = dynamic_aggregate(self.message_transforms[s](h), g.offset, g.weight, (g.dilation,), self.kernel_size)
-            total = m if total is None else total + m
+            # one (B, C, H, W) buffer for all rates: the first sum makes it (the op's output is a view that
+            # autograd forbids modifying), later rates add into it in place
+            total = m if s == 0 else (total + m if s == 1 else total.add_(m))
         return self.output_conv(total)
 
     def forward_with_graphs(self, f: torch.Tensor) -> tuple[torch.Tensor, list[list[RateGraph]]]:
@@ -184,14 +186,14 @@ class DGMN(nn.Module):
             raise ValueError(
                 f"DGMN: input must have shape (B, {self.channels}, H, W), got {tuple(f.shape)}"
             )
-        if f.device.type != "meta" and not torch.jit.is_tracing() and not bool(torch.isfinite(f).all()):
+        if f.device.type != "meta" and not torch.jit.is_tracing() and not all_finite(f):
             raise ValueError("DGMN: input contains NaN or infinite values; check the layers before it")
         if f.device.type == "cpu":  # the fused CPU op and the convs both prefer channels-last
             f = f.contiguous(memory_format=torch.channels_last)
         h, history = f, []
         for _ in range(self.iterations):
             graphs = self.sample_graph(h)
-            h = F.relu(f + self.alpha * self.message(h, graphs))
+            h = F.relu(torch.addcmul(f, self.alpha, self.message(h, graphs)))  # f + α·message in one pass
             history.append(graphs)
         return h, history
 

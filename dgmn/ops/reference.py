@@ -44,8 +44,10 @@ def sample_nodes(x: torch.Tensor, offset: torch.Tensor, dilations: Sequence[int]
     B, C, H, W = x.shape
     SK = len(dilations) * kernel_size * kernel_size
     pos = node_grid(offset, dilations, kernel_size)  # (B, SK, H, W, 2)
-    gy = (2 * pos[..., 0] + 1) / H - 1
-    gx = (2 * pos[..., 1] + 1) / W - 1
+    # a position beyond one pixel outside the map samples only zeros; clamping it there changes neither the
+    # value nor the (zero) gradient, and keeps huge finite offsets from overflowing to inf/NaN below
+    gy = (2 * pos[..., 0].clamp(-2, H + 1) + 1) / H - 1
+    gx = (2 * pos[..., 1].clamp(-2, W + 1) + 1) / W - 1
     grid = torch.stack((gx, gy), dim=-1).reshape(B, SK * H, W, 2)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return out.view(B, C, SK, H, W)

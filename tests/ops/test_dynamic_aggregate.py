@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dgmn.ops import dynamic_aggregate, node_grid, sample_nodes
+from dgmn.ops import all_finite, dynamic_aggregate, node_grid, sample_nodes
 
 from .loop_reference import bilinear, dynamic_aggregate_loop
 
@@ -220,3 +220,27 @@ def test_nan_offsets_are_refused(impl):
     off[0, 3, 1, 1] = float("nan")
     with pytest.raises(ValueError, match="`offset` contains NaN or infinite values"):
         dynamic_aggregate(x, off, w, (1,), impl=impl)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_all_finite_is_exact(dtype):
+    big = torch.finfo(dtype).max
+    assert all_finite(torch.zeros(0, dtype=dtype)) and all_finite(torch.randn(3, 5, dtype=dtype))
+    assert all_finite(torch.full((4,), big, dtype=dtype))  # the sum overflows, every element is finite
+    assert all_finite(torch.tensor([big, -big, big], dtype=dtype))
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        t = torch.randn(2, 3, 4, dtype=dtype)
+        t[1, 2, 3] = bad
+        assert not all_finite(t)
+    assert not all_finite(torch.tensor([float("inf"), float("-inf")], dtype=dtype))  # sums to NaN
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_huge_finite_offsets_are_accepted_and_sample_zeros(impl):
+    dev = device_for(impl)
+    x, off, w = (t.to(dev) for t in make_inputs(1, 4, 4, 4, (1,), 1, 3, torch.float32))
+    big = torch.finfo(torch.float32).max  # the offsets' sum overflows; every node lands far outside
+    got = dynamic_aggregate(x, torch.full_like(off, big), w, (1,), impl=impl)
+    assert torch.equal(got, torch.zeros_like(got))
+    got = dynamic_aggregate(x, torch.full_like(off, -big), w, (1,), impl=impl)
+    assert torch.equal(got, torch.zeros_like(got))
