@@ -301,14 +301,15 @@ def build_app(explorer: Explorer) -> gr.Blocks:
         seg_outputs = [p for i in range(SLOTS) for p in (context_plots[i], seg_plots[i], dis_plots[i])]
 
         outputs = [analysis_state, image, status, *seg_outputs]
-        upload.change(h.analyse, [upload, models, analysis_state], outputs, api_visibility="private").then(
-            h.diagnostics, [analysis_state, models], diag_plots, api_visibility="private").then(
-            h.layer_choices, [analysis_state], [layer], api_visibility="private")
-        examples.select(h.pick_example, [models, analysis_state], outputs, api_visibility="private").then(
-            h.diagnostics, [analysis_state, models], diag_plots, api_visibility="private").then(
-            h.layer_choices, [analysis_state], [layer], api_visibility="private")
-        models.change(lambda n, a: h.analyse(None, n, a), [models, analysis_state], outputs, api_visibility="private").then(
-            h.diagnostics, [analysis_state, models], diag_plots, api_visibility="private")
+        def then_refresh(event, layers=True):
+            """After a (re-)analysis: the walk diagnostics and, for a new image, the layer picker."""
+            event = event.then(h.diagnostics, [analysis_state, models], diag_plots, api_visibility="private")
+            return event.then(h.layer_choices, [analysis_state], [layer], api_visibility="private") if layers else event
+
+        then_refresh(upload.change(h.analyse, [upload, models, analysis_state], outputs, api_visibility="private"))
+        then_refresh(examples.select(h.pick_example, [models, analysis_state], outputs, api_visibility="private"))
+        then_refresh(models.change(lambda n, a: h.analyse(None, n, a), [models, analysis_state], outputs, api_visibility="private"),
+                     layers=False)
         def on_select(a, n, o, w, r, ly, evt: gr.SelectData):
             return h.click(a, n, o, w, r, evt, ly)
 

@@ -33,7 +33,8 @@ def test_checkpoint_is_small_and_its_card_is_complete(name):
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_seed_is_the_median_of_three_by_validation(name):
-    card = load_model(name).card
+    model = load_model(name)
+    card = model.card
     sel = card["seed_selection"]
     runs = sel["runs"]
     assert len(runs) >= 3 and len({r["seed"] for r in runs}) == len(runs)
@@ -44,7 +45,7 @@ def test_shipped_seed_is_the_median_of_three_by_validation(name):
     # the shipped tensors are the chosen run's: they reproduce its validation score
     val = sel["validation_split"]
     ds = ContextScenes(seed=val["seed"], length=val["images"], size=tuple(card["eval_split"]["size"]))
-    assert abs(evaluate_model(load_model(name), ds, batch_size=25)["miou"] - chosen["validation_miou"]) <= 0.5
+    assert abs(evaluate_model(model, ds, batch_size=25)["miou"] - chosen["validation_miou"]) <= 0.5
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -252,9 +252,10 @@ class ContextScenes(torch.utils.data.Dataset):
         return to_tensor(sc.image, self.normalize), torch.from_numpy(sc.label.astype(np.int64))
 
 
-def to_tensor(image: np.ndarray, normalize: bool = True) -> torch.Tensor:
-    """(H, W, 3) uint8 → (3, H, W) float, scaled to [0, 1] and normalised with ``MEAN``/``STD``."""
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
+def to_tensor(image: np.ndarray, normalize: bool = True, mean=MEAN, std=STD) -> torch.Tensor:
+    """(H, W, 3) uint8 → (3, H, W) float, scaled to [0, 1] and normalised with ``mean``/``std`` (per channel;
+    default this dataset's ``MEAN``/``STD``; a model card's ``normalization`` for a trained model)."""
+    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0
     if normalize:
-        x = (x - torch.tensor(MEAN).view(3, 1, 1)) / torch.tensor(STD).view(3, 1, 1)
+        x = (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
     return x

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data import to_tensor
 from ..models import CheckpointError, list_checkpoints, load_model
 from .inspector import Inspector
 
@@ -118,10 +119,9 @@ class Explorer:
             return self._models[name]
 
     def to_tensor(self, image: np.ndarray, card: dict) -> torch.Tensor:
-        x = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0
-        mean = torch.tensor(card["normalization"]["mean"]).view(3, 1, 1)
-        std = torch.tensor(card["normalization"]["std"]).view(3, 1, 1)
-        return ((x - mean) / std).unsqueeze(0).to(self.device)
+        """(H, W, 3) uint8 → (1, 3, H, W) on the explorer's device, normalised as the model card says."""
+        norm = card["normalization"]
+        return to_tensor(image, mean=norm["mean"], std=norm["std"]).unsqueeze(0).to(self.device)
 
     def analyse(self, image: np.ndarray, names: list[str], truth: np.ndarray | None = None, analysis: Analysis | None = None) -> Analysis:
         """Run each named model once on ``image`` (already prepared); reuses ``analysis`` for models it already ran."""

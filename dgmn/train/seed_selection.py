@@ -32,7 +32,8 @@ RULE = "median validation mIoU over training seeds (lower median for an even cou
 
 
 def evaluate_runs(runs: list[str | Path], val_seed: int = 2000, val_images: int = 500) -> list[dict]:
-    """Evaluate every run's model on the validation split. Returns one record per run, in the given order."""
+    """Evaluate every run's model on the validation split. Returns one record per run, in the given order
+    (seed, command, validation and held-out mIoU, and the loaded model)."""
     records = []
     for run in runs:
         model = load_model(run)
@@ -48,6 +49,7 @@ def evaluate_runs(runs: list[str | Path], val_seed: int = 2000, val_images: int 
             "command": card["training"]["command"],
             "validation_miou": round(evaluate_model(model, val, batch_size=25)["miou"], 2),
             "heldout_miou": round(card["metrics"]["miou"], 2),
+            "model": model,  # kept so the chosen one is not read again
         })
     names = {r["name"] for r in records}
     if len(names) != 1:
@@ -78,9 +80,8 @@ def select(runs: list[str | Path], out: str | Path, val_seed: int = 2000, val_im
         "heldout_miou_mean": round(statistics.mean(heldout), 2),
         "heldout_miou_std": round(statistics.stdev(heldout), 2) if len(heldout) > 1 else 0.0,
     }
-    model = load_model(chosen["run"])
-    card = dict(model.card, seed_selection=summary)
-    save_model(model, Path(out) / chosen["name"], card)
+    model = chosen["model"]
+    save_model(model, Path(out) / chosen["name"], dict(model.card, seed_selection=summary))
     return summary
 
 
