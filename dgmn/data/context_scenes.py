@@ -255,7 +255,7 @@ class ContextScenes(torch.utils.data.Dataset):
 def to_tensor(image: np.ndarray, normalize: bool = True, mean=MEAN, std=STD) -> torch.Tensor:
     """(H, W, 3) uint8 → (3, H, W) float, scaled to [0, 1] and normalised with ``mean``/``std`` (per channel;
     default this dataset's ``MEAN``/``STD``; a model card's ``normalization`` for a trained model)."""
-    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0
+    x = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0  # a copy: inputs may be read-only
     if normalize:
         x = (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
     return x
