@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from dgmn.inspect.explorer import Explorer, InputError, LRUCache, image_id, prepare_image  # noqa: E402
 from dgmn.inspect.examples import example_images, read_image_file  # noqa: E402
 from dgmn.inspect.model_cards import model_cards_markdown  # noqa: E402
-import viz  # noqa: E402
+from dgmn import viz  # noqa: E402
 
 SLOTS = 3
 ATTRIBUTION_TIME_LIMIT_S = 60  # Integrated Gradients stops (with a message) when a request runs longer
@@ -191,7 +191,7 @@ class Handlers:
         import json
         import tempfile
 
-        from viz.report import report_html
+        from dgmn.viz.report import report_html
 
         if analysis is None or not last or last.get("image_id") != analysis.image_id:
             return "Click a pixel first; the export holds what you clicked.", None

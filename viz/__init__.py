@@ -1,13 +1,11 @@
-"""Plotly figure builders: pure functions from arrays (and inspection dicts) to ``go.Figure``."""
-from .attention import attention_figure
-from .attribution import attribution_figure
-from .base import plain_figure
-from .context import layer_figure
-from .diagnostics import diagnostics_figure
-from .nodes import RATE_COLOURS, nodes_figure
-from .segmentation import disagreement_figure, segmentation_figure
+"""Compatibility for a clone: the figure builders live in :mod:`dgmn.viz` (installed with the package, so a
+wheel adds no top-level name but ``dgmn``). ``import viz`` and ``from viz.report import report_html`` keep
+working here; new code should import ``dgmn.viz``."""
+import importlib as _importlib
+import sys as _sys
 
-__all__ = [
-    "RATE_COLOURS", "attention_figure", "attribution_figure", "diagnostics_figure", "disagreement_figure", "layer_figure", "plain_figure",
-    "nodes_figure", "segmentation_figure",
-]
+from dgmn.viz import *  # noqa: F401,F403
+from dgmn.viz import __all__  # noqa: F401
+
+for _name in ("attention", "attribution", "base", "context", "diagnostics", "nodes", "report", "segmentation"):
+    _sys.modules[f"{__name__}.{_name}"] = _importlib.import_module(f"dgmn.viz.{_name}")

@@ -52,7 +52,7 @@ def main(argv=None) -> int:
         else:
             Path(args.json).write_text(text)
     if args.html:
-        from viz.report import report_html
+        from dgmn.viz.report import report_html
 
         preds = {n: analysis.results[n].prediction for n in names}
         cards = {n: explorer.model(n).card for n in names}

@@ -7,8 +7,8 @@ from dgmn import DGMN
 from dgmn.data import CLASSES, PALETTE
 from dgmn.inspect import Inspector
 from dgmn.models import build_segmenter
-from viz import attention_figure, attribution_figure, diagnostics_figure, disagreement_figure, nodes_figure, segmentation_figure
-from viz.segmentation import colourise
+from dgmn.viz import attention_figure, attribution_figure, diagnostics_figure, disagreement_figure, nodes_figure, segmentation_figure
+from dgmn.viz.segmentation import colourise
 
 IMG = (np.random.default_rng(0).random((64, 80, 3)) * 255).astype(np.uint8)
 
