@@ -43,7 +43,6 @@ def main(argv=None) -> int:
     elif args.what == "layer":
         from . import layer as bench
     elif args.what == "app":
-        sys.path.insert(0, os.getcwd())  # app.py lives in the repository root
         from . import app as bench
     else:
         from . import server as bench

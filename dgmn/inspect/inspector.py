@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from ..modules import DGMN, NonLocal2d, RateGraph
+from .coordinates import feature_to_image, image_to_feature, nearest_feature
 
 
 @dataclass
@@ -114,14 +115,12 @@ class Inspector:
         return out
 
     def to_feature(self, y: float, x: float, feature_size) -> tuple[float, float]:
-        H, W = self.image_size
-        h, w = feature_size
-        return (y + 0.5) * h / H - 0.5, (x + 0.5) * w / W - 0.5
+        """Image pixel (y, x) of the last image → feature position (see :mod:`dgmn.inspect.coordinates`)."""
+        return image_to_feature(y, x, feature_size, self.image_size)
 
     def to_image(self, fy: float, fx: float, feature_size) -> tuple[float, float]:
-        H, W = self.image_size
-        h, w = feature_size
-        return (fy + 0.5) * H / h - 0.5, (fx + 0.5) * W / w - 0.5
+        """Feature position (fy, fx) → image pixel of the last image (see :mod:`dgmn.inspect.coordinates`)."""
+        return feature_to_image(fy, fx, feature_size, self.image_size)
 
     def query(self, y: float, x: float, layers: list[str] | None = None, iteration: int = -1) -> dict:
         """Everything recorded about image pixel (y, x), per layer. See :meth:`query_dgmn` and :meth:`query_nonlocal`."""
@@ -137,8 +136,7 @@ class Inspector:
         return out
 
     def _feature_pixel(self, y, x, size) -> tuple[int, int]:
-        fy, fx = self.to_feature(y, x, size)
-        return min(max(int(round(fy)), 0), size[0] - 1), min(max(int(round(fx)), 0), size[1] - 1)
+        return nearest_feature(y, x, size, self.image_size)
 
     def query_dgmn(self, name: str, y: float, x: float, iteration: int = -1) -> dict:
         """For every rate s and node k of the pixel's feature position (iy, ix): the uniform position

@@ -1,0 +1,42 @@
+"""The one mapping between image pixels and feature positions, used by the inspector and by every figure.
+
+Pixels are (y, x) everywhere in the library. A feature map of size (h, w) computed from an (H, W) image is
+read the way bilinear upsampling with ``align_corners=False`` reads it: feature position (fy, fx) has its
+centre at image pixel
+
+    Y = (fy + ½)·H/h − ½,    X = (fx + ½)·W/w − ½
+
+and image pixel (Y, X) sits at feature position fy = (Y + ½)·h/H − ½, fx = (X + ½)·w/W − ½. The functions
+take Python floats, NumPy arrays or tensors alike (plain arithmetic, broadcast).
+"""
+from __future__ import annotations
+
+
+def image_to_feature(y, x, feature_size, image_size):
+    """Image pixel (y, x) → feature position (fy, fx), both continuous."""
+    (h, w), (H, W) = feature_size, image_size
+    return (y + 0.5) * h / H - 0.5, (x + 0.5) * w / W - 0.5
+
+
+def feature_to_image(fy, fx, feature_size, image_size):
+    """Feature position (fy, fx) → the image pixel (Y, X) at its centre, both continuous."""
+    (h, w), (H, W) = feature_size, image_size
+    return (fy + 0.5) * H / h - 0.5, (fx + 0.5) * W / w - 0.5
+
+
+def nearest_index(y: float, x: float, size) -> tuple[int, int]:
+    """A continuous position rounded to the nearest cell of a (rows, cols) grid, clamped inside it."""
+    return min(max(int(round(y)), 0), size[0] - 1), min(max(int(round(x)), 0), size[1] - 1)
+
+
+def nearest_feature(y: float, x: float, feature_size, image_size) -> tuple[int, int]:
+    """The feature position (iy, ix) nearest to image pixel (y, x): the one whose graph the pixel shows."""
+    return nearest_index(*image_to_feature(y, x, feature_size, image_size), feature_size)
+
+
+def feature_cells(feature_size, image_size) -> dict:
+    """Where the cells of an (h, w) map lie over the image, for a heat map: the first centre and the
+    spacing along each axis, ``{"y0", "dy", "x0", "dx"}`` in image pixels."""
+    y0, x0 = feature_to_image(0, 0, feature_size, image_size)
+    (h, w), (H, W) = feature_size, image_size
+    return {"y0": y0, "dy": H / h, "x0": x0, "dx": W / w}
