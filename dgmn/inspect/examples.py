@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import ContextScenes
-from .explorer import InputError
+from .explorer import InputError, image_id, prepare_image
 
 EXAMPLE_SEED = 2024
 PHOTOS = ("astronaut", "coffee", "chelsea")  # scikit-image's bundled data (public domain / CC0)
@@ -45,6 +45,39 @@ def example_images(scenes: int = 4) -> list[tuple[str, np.ndarray | None]]:
             cv2.imwrite(str(p), cv2.cvtColor(np.asarray(img)[..., :3], cv2.COLOR_RGB2BGR))
         out.append((str(p), None))
     return out
+
+
+class ExampleSet:
+    """The app's example images: (path, ground truth or None) pairs, their captions, and the ground truth of
+    an analysed image found again by its content (example files are read once, on first use)."""
+
+    def __init__(self, items: list[tuple[str, np.ndarray | None]]):
+        self.items = list(items)
+        self._truths: dict[str, np.ndarray] | None = None
+
+    @classmethod
+    def default(cls) -> "ExampleSet":
+        return cls(example_images())
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def path(self, index: int) -> str:
+        return self.items[index][0]
+
+    def captions(self) -> list[str]:
+        """'scene 1', 'scene 2', … for the generated scenes (they have ground truth), else the file's name."""
+        out, n = [], 0
+        for path, truth in self.items:
+            n += truth is not None
+            out.append(f"scene {n}" if truth is not None else Path(path).stem)
+        return out
+
+    def truth_for(self, image: np.ndarray) -> np.ndarray | None:
+        """The ground truth of ``image`` (as analysed) if it is one of the examples that have one, else None."""
+        if self._truths is None:
+            self._truths = {image_id(prepare_image(read_image_file(p))[0]): t for p, t in self.items if t is not None}
+        return self._truths.get(image_id(image))
 
 
 def read_image_file(path) -> np.ndarray:

@@ -1,8 +1,9 @@
 """The explorer behind the app: models by name, image preparation, one analysis per (image, model), and
-per-pixel answers as plain JSON-able dicts. No UI code here; ``app.py`` wires it to Gradio and ``viz``.
+per-pixel answers as typed records (:mod:`dgmn.inspect.records`). No UI code here; :mod:`dgmn.app` wires it
+to Gradio and :mod:`dgmn.viz`.
 
 An :class:`Analysis` holds, per model, the prediction and the :class:`Inspector` records of one image, so a
-click never re-runs a model: :meth:`Explorer.inspect_xy` only reads the records.
+click never re-runs a model: :meth:`Explorer.inspect` only reads the records. Pixels are (y, x).
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import torch
 
 from ..data import to_tensor
 from ..models import CheckpointError, list_checkpoints, load_model
-from .inspector import Inspector
+from .inspector import DGMNRecord, Inspector
+from .records import Inspection, ModelAnswer
 
 MAX_SIDE = 1024  # larger images are downscaled (with a notice) so memory and latency stay bounded
 MIN_SIDE = 16
@@ -31,7 +33,11 @@ class InputError(ValueError):
 class ModelResult:
     prediction: np.ndarray  # (H, W) class indices
     inspector: Inspector
-    layers: list[str]
+    layers: list[str]  # every context layer the inspector recorded, in the model's order
+
+    def dgmn_layers(self) -> list[str]:
+        """The recorded layers that are DGMN layers (walk diagnostics exist for these only)."""
+        return [ln for ln in self.layers if isinstance(self.inspector.records.get(ln), DGMNRecord)]
 
 
 @dataclass
@@ -43,12 +49,16 @@ class Analysis:
     notice: str = ""
     source_size: tuple[int, int] | None = None  # (H, W) of the image as given, before any downscaling
 
-    def from_source(self, x: float, y: float) -> tuple[float, float]:
-        """Map a point in the given image's pixels to the analysed (possibly downscaled) image's pixels."""
+    def from_source(self, y: float, x: float) -> tuple[float, float]:
+        """Map a pixel (y, x) of the given image to the analysed (possibly downscaled) image's pixels."""
         if self.source_size is None:
-            return x, y
+            return y, x
         H, W = self.image.shape[:2]
-        return x * W / self.source_size[1], y * H / self.source_size[0]
+        return y * H / self.source_size[0], x * W / self.source_size[1]
+
+    def layer_names(self) -> list[str]:
+        """Every context layer any analysed model has, sorted (the app's layer picker)."""
+        return sorted({ln for r in self.results.values() for ln in r.layers})
 
 
 def image_id(image: np.ndarray) -> str:
@@ -87,7 +97,8 @@ def prepare_image(image: np.ndarray, max_side: int = MAX_SIDE) -> tuple[np.ndarr
 
 
 class Explorer:
-    """Loads checkpoints on first use and analyses images with any subset of them."""
+    """Models by name (checkpoints loaded on first use, plus models registered in memory with
+    :meth:`add_model`) and analyses of images with any subset of them."""
 
     def __init__(self, checkpoint_dir: str | Path | None = None, device: str = "cpu"):
         from ..models import default_checkpoint_dir
@@ -95,6 +106,8 @@ class Explorer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else default_checkpoint_dir()
         self.device = torch.device(device)
         self._models: dict[str, torch.nn.Module] = {}
+        self._cards: dict[str, dict] = {}
+        self._registered: list[str] = []  # in-memory models, listed before the checkpoints
         self._lock = threading.RLock()
 
     @property
@@ -103,20 +116,37 @@ class Explorer:
         return self._lock
 
     def available(self) -> list[str]:
-        return list_checkpoints(self.checkpoint_dir)
+        return self._registered + [n for n in list_checkpoints(self.checkpoint_dir) if n not in self._registered]
+
+    def add_model(self, name: str, model: torch.nn.Module, card: dict) -> None:
+        """Offer an in-memory model under ``name``. ``card`` needs ``classes``, ``palette`` ((r, g, b) per
+        class) and ``normalization`` ({"mean": [3], "std": [3]}), as a checkpoint's model card does."""
+        _check_name(name)
+        missing = [k for k in ("classes", "palette", "normalization") if k not in card]
+        if missing:
+            raise ValueError(f"add_model({name!r}): the card lacks {', '.join(missing)}")
+        with self._lock:
+            self._models[name], self._cards[name] = model.eval(), dict(card, name=name)
+            if name not in self._registered:
+                self._registered.append(name)
 
     def model(self, name: str) -> torch.nn.Module:
-        if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
-            raise InputError(f"{name!r} is not a model name; choose one of: {', '.join(self.available()) or 'none available'}")
+        _check_name(name, self.available())
         with self._lock:
             if name not in self._models:
                 if name not in self.available():
                     raise InputError(f"there is no model named {name!r}; choose one of: {', '.join(self.available()) or 'none available'}")
                 try:
-                    self._models[name] = load_model(name, self.device, directory=self.checkpoint_dir)
+                    model = load_model(name, self.device, directory=self.checkpoint_dir)
                 except CheckpointError as exc:
                     raise InputError(f"model {name!r} cannot be loaded: {exc}") from None
+                self._models[name], self._cards[name] = model, model.card
             return self._models[name]
+
+    def card(self, name: str) -> dict:
+        """The model card of ``name`` (classes, palette, normalization, …); loads the model if needed."""
+        self.model(name)
+        return self._cards[name]
 
     def to_tensor(self, image: np.ndarray, card: dict) -> torch.Tensor:
         """(H, W, 3) uint8 → (1, 3, H, W) on the explorer's device, normalised as the model card says."""
@@ -133,36 +163,54 @@ class Explorer:
         for name in names:
             if name in analysis.results:
                 continue
-            model = self.model(name)
+            model, card = self.model(name), self.card(name)
             with self._lock:  # one forward at a time per model object: hooks record into its inspector
                 ins = Inspector(model)
                 try:
-                    logits = ins.run(self.to_tensor(image, model.card))
+                    logits = ins.run(self.to_tensor(image, card))
                 finally:
                     ins.close()
+            _check_logits(name, logits, image.shape[:2], len(card["classes"]))
             analysis.results[name] = ModelResult(logits[0].argmax(0).cpu().numpy().astype(np.uint8), ins, list(ins.records))
         return analysis
 
-    def inspect_xy(self, analysis: Analysis, x: float, y: float, names: list[str], layer: str | None = None) -> dict:
-        """Per model: the class predicted at (x, y) and what every (or the chosen) context layer did there."""
+    def inspect(self, analysis: Analysis, y: float, x: float, names: list[str], layer: str | None = None) -> Inspection:
+        """Per model: the class predicted at image pixel (y, x) and what every (or the chosen) context layer did there."""
         H, W = analysis.image.shape[:2]
         if not (0 <= x < W and 0 <= y < H):
             raise InputError(f"the point (x={x:.0f}, y={y:.0f}) is outside the {W}×{H} image; click inside it")
-        out = {}
+        out = Inspection(y=y, x=x, image_id=analysis.image_id)
         for name in names:
             if name not in analysis.results:
                 raise InputError(f"model {name!r} has not analysed this image; select it and run the analysis again")
-            res = analysis.results[name]
-            card = self.model(name).card
+            res, classes = analysis.results[name], self.card(name)["classes"]
             cls = int(res.prediction[int(y), int(x)])
-            layers = [layer] if layer in res.layers else res.layers
-            entry = {"class": card["classes"][cls], "class_index": cls, "layers": {}}
+            entry = ModelAnswer(class_name=classes[cls], class_index=cls)
             if analysis.truth is not None:
-                entry["truth"] = card["classes"][int(analysis.truth[int(y), int(x)])] if analysis.truth[int(y), int(x)] < len(card["classes"]) else None
-            for ln in layers:
-                entry["layers"][ln] = res.inspector.query(float(y), float(x), [ln])[ln]
-            out[name] = entry
+                t = int(analysis.truth[int(y), int(x)])
+                entry.truth = classes[t] if t < len(classes) else None
+            for ln in [layer] if layer in res.layers else res.layers:
+                entry.layers[ln] = res.inspector.query(float(y), float(x), [ln])[ln]
+            out.models[name] = entry
         return out
+
+    def inspect_xy(self, analysis: Analysis, x: float, y: float, names: list[str], layer: str | None = None) -> dict:
+        """The ``inspect_xy`` endpoint's answer (JSON) for pixel (x, y) of the analysed image: :meth:`inspect`
+        with the endpoint's argument order, for scripts that mirror the endpoint."""
+        return self.inspect(analysis, y, x, names, layer).to_json()
+
+
+def _check_name(name, available=None) -> None:
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
+        raise InputError(f"{name!r} is not a model name; choose one of: {', '.join(available or []) or 'none available'}")
+
+
+def _check_logits(name: str, logits: torch.Tensor, size: tuple[int, int], classes: int) -> None:
+    if logits.dim() != 4 or logits.shape[1] != classes or tuple(logits.shape[-2:]) != tuple(size):
+        raise InputError(
+            f"model {name!r} returned logits of shape {tuple(logits.shape)} for a {size[1]}×{size[0]} image; the explorer needs "
+            f"(1, {classes}, {size[0]}, {size[1]}): one channel per class at the image's size (upsample inside the model's forward)"
+        )
 
 
 class LRUCache:

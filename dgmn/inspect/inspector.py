@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from ..modules import DGMN, NonLocal2d, RateGraph
 from .coordinates import feature_to_image, image_to_feature, nearest_feature
+from .records import AttentionPeak, DGMNQuery, GraphNode, NonLocalQuery
 
 
 @dataclass
@@ -122,8 +123,8 @@ class Inspector:
         """Feature position (fy, fx) → image pixel of the last image (see :mod:`dgmn.inspect.coordinates`)."""
         return feature_to_image(fy, fx, feature_size, self.image_size)
 
-    def query(self, y: float, x: float, layers: list[str] | None = None, iteration: int = -1) -> dict:
-        """Everything recorded about image pixel (y, x), per layer. See :meth:`query_dgmn` and :meth:`query_nonlocal`."""
+    def query(self, y: float, x: float, layers: list[str] | None = None, iteration: int = -1) -> dict[str, DGMNQuery | NonLocalQuery]:
+        """Everything recorded about image pixel (y, x), per layer (typed records, :mod:`dgmn.inspect.records`). See :meth:`query_dgmn` and :meth:`query_nonlocal`."""
         if self.image_size is None:
             raise ValueError("Inspector.query: no image has been run yet; call run(image) first")
         H, W = self.image_size
@@ -138,7 +139,7 @@ class Inspector:
     def _feature_pixel(self, y, x, size) -> tuple[int, int]:
         return nearest_feature(y, x, size, self.image_size)
 
-    def query_dgmn(self, name: str, y: float, x: float, iteration: int = -1) -> dict:
+    def query_dgmn(self, name: str, y: float, x: float, iteration: int = -1) -> DGMNQuery:
         """For every rate s and node k of the pixel's feature position (iy, ix): the uniform position
         (iy + (ky−c0)·d, ix + (kx−c0)·d), the walk (dy, dx), the sampled position (feature and image
         coordinates), the affinity, the per-group dynamic weights, the node weight the op sums with
@@ -158,26 +159,23 @@ class Inspector:
                 uy, ux = iy + (ky - c0) * g.dilation, ix + (kx - c0) * g.dilation
                 dy, dx = float(off[k, 0]), float(off[k, 1])
                 py, px = uy + dy, ux + dx
-                Y, X = self.to_image(py, px, size)
-                nodes.append({
-                    "rate": s, "dilation": g.dilation, "node": k,
-                    "uniform": [uy, ux], "walk": [dy, dx], "sampled": [py, px], "sampled_image": [Y, X],
-                    "inside": bool(-1 < py < size[0] and -1 < px < size[1]),
-                    "affinity": None if g.affinity is None else float(g.affinity[k, iy, ix]),
-                    "filters": None if g.filters is None else [float(v) for v in g.filters.view(K, G, *size)[k, :, iy, ix]],
-                    "weight": [float(v) for v in wt[k]],
-                })
-        total = sum(sum(abs(v) for v in n["weight"]) for n in nodes) or 1.0
+                nodes.append(GraphNode(
+                    rate=s, dilation=g.dilation, node=k, uniform=[uy, ux], walk=[dy, dx], sampled=[py, px],
+                    sampled_image=list(self.to_image(py, px, size)), inside=bool(-1 < py < size[0] and -1 < px < size[1]),
+                    affinity=None if g.affinity is None else float(g.affinity[k, iy, ix]),
+                    filters=None if g.filters is None else [float(v) for v in g.filters.view(K, G, *size)[k, :, iy, ix]],
+                    weight=[float(v) for v in wt[k]], uniform_image=list(self.to_image(uy, ux, size)),
+                ))
+        total = sum(sum(abs(v) for v in n.weight) for n in nodes) or 1.0
         for n in nodes:
-            n["share"] = sum(abs(v) for v in n["weight"]) / total
-        return {
-            "type": "dgmn", "feature_size": list(size), "feature_pixel": [iy, ix],
-            "iteration": iteration % len(rec.iterations), "iterations": len(rec.iterations), "groups": G,
-            "alpha": rec.alpha, "beta": rec.beta,
-            "dilations": [g.dilation for g in graphs], "nodes": nodes,
-        }
+            n.share = sum(abs(v) for v in n.weight) / total
+        return DGMNQuery(
+            feature_size=list(size), feature_pixel=[iy, ix], iteration=iteration % len(rec.iterations),
+            iterations=len(rec.iterations), groups=G, alpha=rec.alpha, beta=rec.beta,
+            dilations=[g.dilation for g in graphs], nodes=nodes,
+        )
 
-    def query_nonlocal(self, name: str, y: float, x: float) -> dict:
+    def query_nonlocal(self, name: str, y: float, x: float) -> NonLocalQuery:
         """softmax_j(θ_pᵀ φ_j) for the pixel's feature position p alone: (h, w) map, plus its top nodes."""
         rec = self.records[name]
         iy, ix = self._feature_pixel(y, x, rec.feature_size)
@@ -185,12 +183,12 @@ class Inspector:
         q = rec.theta[:, iy, ix]  # (C',)
         att = torch.softmax(torch.einsum("c,chw->hw", q, rec.phi).flatten(), 0).view(h, w)
         top = torch.topk(att.flatten(), min(10, h * w))
-        return {
-            "type": "nonlocal", "feature_size": [h, w], "feature_pixel": [iy, ix], "attention": att.tolist(),
-            "top": [{"feature": [int(i) // w, int(i) % w], "image": list(self.to_image(int(i) // w, int(i) % w, (h, w))),
-                     "weight": float(v)} for v, i in zip(top.values, top.indices)],
-            "entropy": float(-(att * att.clamp_min(1e-12).log()).sum() / math.log(h * w)) if h * w > 1 else 0.0,
-        }
+        return NonLocalQuery(
+            feature_size=[h, w], feature_pixel=[iy, ix], attention=att.numpy(),
+            top=[AttentionPeak(feature=[int(i) // w, int(i) % w], image=list(self.to_image(int(i) // w, int(i) % w, (h, w))),
+                               weight=float(v)) for v, i in zip(top.values, top.indices)],
+            entropy=float(-(att * att.clamp_min(1e-12).log()).sum() / math.log(h * w)) if h * w > 1 else 0.0,
+        )
 
     def diagnostics(self, name: str, bins: int = 20) -> dict:
         """Offset diagnostics of a DGMN layer (last iteration): per rate, the walk-length histogram (feature

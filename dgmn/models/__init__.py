@@ -1,11 +1,12 @@
 """Models: backbones, the Dilated FCN segmenter with a context module, DGMN insertion, checkpoints."""
 from .backbones import SmallBackbone, build_backbone, load_torchvision_weights, resnet18, resnet50, resnet101
+from .config import SegmenterConfig
 from .checkpoint import CheckpointError, default_checkpoint_dir, list_checkpoints, load_model, save_model
 from .insert import insert_dgmn
 from .segmenter import CONTEXTS, GlobalPoolContext, Segmenter, build_segmenter
 
 __all__ = [
-    "CONTEXTS", "CheckpointError", "GlobalPoolContext", "Segmenter", "SmallBackbone", "build_backbone",
+    "CONTEXTS", "CheckpointError", "GlobalPoolContext", "Segmenter", "SegmenterConfig", "SmallBackbone", "build_backbone",
     "build_segmenter", "default_checkpoint_dir", "insert_dgmn", "list_checkpoints", "load_model",
     "load_torchvision_weights", "resnet18", "resnet50", "resnet101", "save_model",
 ]

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .config import SegmenterConfig
 from .segmenter import Segmenter, build_segmenter
 
 CARD_FORMAT = "dgmn-checkpoint/1"
@@ -82,6 +83,8 @@ def read_card(path: Path) -> dict[str, Any]:
     arch = card["architecture"]
     if not isinstance(arch, dict) or not {"backbone", "context", "num_classes", "channels"} <= set(arch):
         raise CheckpointError(f"model card {path}: 'architecture' needs backbone, context, channels and num_classes")
+    if not isinstance(card["classes"], list) or not isinstance(card["palette"], list):
+        raise CheckpointError(f"model card {path}: 'classes' and 'palette' must be lists")
     if len(card["classes"]) != arch["num_classes"] or len(card["palette"]) != arch["num_classes"]:
         raise CheckpointError(
             f"model card {path}: {len(card['classes'])} classes and {len(card['palette'])} palette colours "
@@ -90,13 +93,18 @@ def read_card(path: Path) -> dict[str, Any]:
     return card
 
 
-def build_from_card(card: dict[str, Any]) -> Segmenter:
-    arch = card["architecture"]
+def config_from_card(card: dict[str, Any]) -> SegmenterConfig:
+    """The card's architecture as a :class:`SegmenterConfig`; :class:`CheckpointError` if it is not one."""
     try:
-        return build_segmenter(
-            arch["backbone"], arch["context"], int(arch["num_classes"]), channels=int(arch["channels"]),
-            backbone_cfg=arch.get("backbone_cfg") or {}, **(arch.get("context_cfg") or {}),
-        )
+        return SegmenterConfig.from_architecture(card["architecture"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"model card {card.get('name')!r} describes an architecture that cannot be built: {exc}") from None
+
+
+def build_from_card(card: dict[str, Any]) -> Segmenter:
+    config = config_from_card(card)
+    try:
+        return build_segmenter(config)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"model card {card.get('name')!r} describes an architecture that cannot be built: {exc}") from None
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from ..modules import DGMN, NonLocal2d
 from .backbones import build_backbone
+from .config import SegmenterConfig
 
 CONTEXTS = ("none", "gpool", "nonlocal", "dgmn")
 
@@ -70,15 +71,25 @@ class Segmenter(nn.Module):
         return F.interpolate(logits, size=image.shape[-2:], mode="bilinear", align_corners=False)
 
 
-def build_segmenter(backbone: str, context: str, num_classes: int, channels: int = 512, backbone_cfg: dict | None = None,
-                    **context_cfg) -> Segmenter:
+def build_segmenter(backbone: str | SegmenterConfig, context: str | None = None, num_classes: int | None = None,
+                    channels: int = 512, backbone_cfg: dict | None = None, **context_cfg) -> Segmenter:
     """Build the Dilated FCN: ``backbone`` ∈ small|resnet18|resnet50|resnet101, ``context`` ∈ none|gpool|nonlocal|dgmn,
-    ``channels`` C after the reduction conv, and the context module's options (e.g. ``dilations=(1, 3, 6)``)."""
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"build_segmenter: num_classes must be a positive int, got {num_classes!r}")
-    bb = build_backbone(backbone, **(backbone_cfg or {}))
-    if "dilations" in context_cfg:
-        context_cfg["dilations"] = tuple(context_cfg["dilations"])
-    ctx = build_context(context, channels, **context_cfg)
-    padding_mode = "reflect" if backbone == "small" else "zeros"
-    return Segmenter(bb, ctx, channels, num_classes, padding_mode)
+    ``channels`` C after the reduction conv, and the context module's options (e.g. ``dilations=(1, 3, 6)``).
+    Or pass one :class:`dgmn.models.SegmenterConfig` alone. The model keeps its config as ``model.config``."""
+    if isinstance(backbone, SegmenterConfig):
+        if context is not None or num_classes is not None or backbone_cfg is not None or context_cfg:
+            raise ValueError("build_segmenter: pass either a SegmenterConfig alone or the architecture's arguments, not both")
+        config = backbone
+    else:
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"build_segmenter: num_classes must be a positive int, got {num_classes!r}")
+        config = SegmenterConfig(backbone, context, num_classes, channels, dict(backbone_cfg or {}), dict(context_cfg))
+    cfg = dict(config.context_cfg)
+    if "dilations" in cfg:
+        cfg["dilations"] = tuple(cfg["dilations"])
+    bb = build_backbone(config.backbone, **config.backbone_cfg)
+    ctx = build_context(config.context, config.channels, **cfg)
+    padding_mode = "reflect" if config.backbone == "small" else "zeros"
+    model = Segmenter(bb, ctx, config.channels, config.num_classes, padding_mode)
+    model.config = config
+    return model

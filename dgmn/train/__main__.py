@@ -26,7 +26,7 @@ from ..data import build_dataset, eval_split
 from ..data.augment import IGNORE
 from ..data.stream import TrainStream
 from ..evaluate.metrics import ConfusionMatrix, evaluate_model
-from ..models import build_segmenter, save_model
+from ..models import SegmenterConfig, build_segmenter, save_model
 from ..modules import count_macs
 
 DEFAULTS = {
@@ -120,10 +120,7 @@ def card_for(cfg: dict, dataset, model: torch.nn.Module, macs: bool = True, **ex
     size = (d["size"], d["size"]) if isinstance(d["size"], int) else tuple(d["size"])
     return {
         "name": cfg["name"],
-        "architecture": {
-            "backbone": m["backbone"], "backbone_cfg": m.get("backbone_cfg") or {}, "context": m["context"],
-            "channels": m["channels"], "num_classes": len(dataset.classes), "context_cfg": m.get("context_cfg") or {},
-        },
+        "architecture": SegmenterConfig.from_model_section(m, len(dataset.classes)).to_architecture(),
         "classes": list(dataset.classes),
         "palette": [list(c) for c in dataset.palette],
         "normalization": {"mean": list(dataset.mean), "std": list(dataset.std)},
@@ -147,9 +144,7 @@ def train(cfg: dict, out: Path, resume: bool = False, command: str = "") -> dict
         torch.set_num_threads(int(t["threads"]))
     torch.manual_seed(t["seed"] + rank)
     dataset = build_dataset(cfg, "train")
-    m = cfg["model"]
-    model = build_segmenter(m["backbone"], m["context"], len(dataset.classes), channels=m["channels"],
-                            backbone_cfg=m.get("backbone_cfg") or {}, **(m.get("context_cfg") or {})).to(device)
+    model = build_segmenter(SegmenterConfig.from_model_section(cfg["model"], len(dataset.classes))).to(device)
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
     opt = make_optimizer(model, t)

@@ -8,6 +8,8 @@ from collections import OrderedDict
 import numpy as np
 import plotly.graph_objects as go
 
+from ..inspect.coordinates import feature_cells
+
 
 _URI_CACHE: "OrderedDict[str, str]" = OrderedDict()
 
@@ -60,10 +62,10 @@ def mark_pixel(fig: go.Figure, y: float, x: float, name: str = "clicked pixel") 
 
 
 def heat_overlay(fig: go.Figure, values: np.ndarray, image_size, opacity: float, colorscale: str, name: str) -> go.Figure:
-    """Stretch a (h, w) map over an (H, W) image: cell (i, j) covers image pixels around its centre."""
-    H, W = image_size
-    h, w = values.shape
-    fig.add_trace(go.Heatmap(z=values, x0=(W / w - 1) / 2, dx=W / w, y0=(H / h - 1) / 2, dy=H / h, opacity=opacity,
+    """Stretch a (h, w) map over an (H, W) image: cell (i, j) is centred where :mod:`dgmn.inspect.coordinates`
+    puts feature position (i, j)."""
+    cells = feature_cells(values.shape, image_size)
+    fig.add_trace(go.Heatmap(z=values, x0=cells["x0"], dx=cells["dx"], y0=cells["y0"], dy=cells["dy"], opacity=opacity,
                              colorscale=colorscale, showscale=True, name=name, colorbar=dict(thickness=10, len=0.8),
                              hovertemplate=name + " %{z:.3g}<extra></extra>"))
     return fig

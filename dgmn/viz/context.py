@@ -4,13 +4,14 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from ..inspect.records import DGMNQuery, LayerQuery
 from .attention import attention_figure
 from .nodes import nodes_figure
 
 
-def layer_figure(image: np.ndarray, model: str, layer: str, query: dict, pixel, opacity: float = 0.6, walks: bool = True,
+def layer_figure(image: np.ndarray, model: str, layer: str, query: LayerQuery, pixel, opacity: float = 0.6, walks: bool = True,
                  rates=None) -> go.Figure:
-    """``query``: one layer's entry of ``Explorer.inspect_xy`` / ``Inspector.query`` (type "dgmn" or "nonlocal")."""
-    if query["type"] == "dgmn":
+    """``query``: one layer's record of ``Explorer.inspect`` / ``Inspector.query`` (DGMN or Non-local)."""
+    if isinstance(query, DGMNQuery):
         return nodes_figure(image, query, pixel, rates=rates, walks=walks, title=f"{model}: sampled nodes ({layer})")
     return attention_figure(image, query, pixel, opacity, title=f"{model}: Non-local attention ({layer})")

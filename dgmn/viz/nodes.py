@@ -4,54 +4,49 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from ..inspect.records import DGMNQuery
 from .base import image_figure, mark_pixel
 
 # Okabe–Ito colours, readable by colour-blind users; one per sampling rate.
 RATE_COLOURS = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000")
 
 
-def nodes_figure(image: np.ndarray, query: dict, pixel: tuple[float, float], rates=None, walks: bool = True,
+def nodes_figure(image: np.ndarray, query: DGMNQuery, pixel: tuple[float, float], rates=None, walks: bool = True,
                  title: str = "") -> go.Figure:
-    """``query`` is :meth:`dgmn.inspect.Inspector.query_dgmn`'s answer. Markers: sampled nodes, one colour per
-    rate, area by the node's share of the message; arrows: from the uniform (dilated) position to the walked
-    one; hover: rate, node, walk, affinity, weights. ``rates``: indices to show (default all)."""
+    """``query``: :meth:`dgmn.inspect.Inspector.query_dgmn`'s record. Markers: sampled nodes at their
+    ``sampled_image`` positions, one colour per rate, area by the node's share of the message; arrows: from
+    the node's uniform (dilated) position to the walked one; hover: rate, node, walk, affinity, weights.
+    ``rates``: indices to show (default all). ``pixel``: (y, x)."""
     fig = image_figure(image, title)
-    H, W = np.asarray(image).shape[:2]
-    h, w = query["feature_size"]
-    sy, sx = H / h, W / w
-
-    def to_img(p):
-        return (p[0] + 0.5) * sy - 0.5, (p[1] + 0.5) * sx - 0.5
-
-    shown = set(range(len(query["dilations"]))) if rates is None else set(rates)
-    for s, d in enumerate(query["dilations"]):
+    shown = set(range(len(query.dilations))) if rates is None else set(rates)
+    for s, d in enumerate(query.dilations):
         if s not in shown:
             continue
-        nodes = [n for n in query["nodes"] if n["rate"] == s]
+        nodes = [n for n in query.nodes if n.rate == s]
         colour = RATE_COLOURS[s % len(RATE_COLOURS)]
         if walks:
             xs, ys = [], []
             for n in nodes:
-                (uy, ux), (py, px) = to_img(n["uniform"]), to_img(n["sampled"])
+                (uy, ux), (py, px) = n.uniform_image, n.sampled_image
                 if abs(py - uy) + abs(px - ux) > 1e-6:
                     xs += [ux, px, None]
                     ys += [uy, py, None]
             if xs:
                 fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=1.5, dash="dot"),
                                          name=f"walks, rate {d}", hoverinfo="skip", legendgroup=f"r{s}", showlegend=False))
-        pts = [to_img(n["sampled"]) for n in nodes]
-        size = [6 + 40 * np.sqrt(n["share"]) for n in nodes]
+        size = [6 + 40 * np.sqrt(n.share) for n in nodes]
         text = [
-            f"rate {d} (s={s}), node {n['node']}<br>walk (dy, dx) = ({n['walk'][0]:+.2f}, {n['walk'][1]:+.2f}) feature px"
-            + (f"<br>affinity {n['affinity']:.3f}" if n["affinity"] is not None else "")
-            + "<br>weights per group " + ", ".join(f"{v:+.3f}" for v in n["weight"])
-            + f"<br>share of the message {100 * n['share']:.1f}%" + ("" if n["inside"] else "<br>(outside the map: reads zeros)")
+            f"rate {d} (s={s}), node {n.node}<br>walk (dy, dx) = ({n.walk[0]:+.2f}, {n.walk[1]:+.2f}) feature px"
+            + (f"<br>affinity {n.affinity:.3f}" if n.affinity is not None else "")
+            + "<br>weights per group " + ", ".join(f"{v:+.3f}" for v in n.weight)
+            + f"<br>share of the message {100 * n.share:.1f}%" + ("" if n.inside else "<br>(outside the map: reads zeros)")
             for n in nodes
         ]
         fig.add_trace(go.Scatter(
-            x=[p[1] for p in pts], y=[p[0] for p in pts], mode="markers", name=f"rate {d}", legendgroup=f"r{s}",
+            x=[n.sampled_image[1] for n in nodes], y=[n.sampled_image[0] for n in nodes], mode="markers", name=f"rate {d}",
+            legendgroup=f"r{s}",
             marker=dict(size=size, color=colour, opacity=0.85, line=dict(width=1, color="black"),
-                        symbol=["circle" if n["inside"] else "circle-open" for n in nodes]),
+                        symbol=["circle" if n.inside else "circle-open" for n in nodes]),
             text=text, hovertemplate="%{text}<extra></extra>",
         ))
     return mark_pixel(fig, *pixel)

@@ -1,0 +1,41 @@
+"""The public endpoints' work, without any UI: ``inspect_xy`` and ``segment`` for an image file.
+
+Each call carries its image, so analyses are kept per image content in a bounded LRU cache shared by
+all callers. Pixels are (y, x) here; the UI converts the endpoints' (x, y) once, where the request arrives.
+"""
+from __future__ import annotations
+
+from .explorer import Analysis, Explorer, InputError, LRUCache, image_id
+from .label_maps import encode_label_map
+from .uploads import read_source
+
+API_CACHE_ITEMS = 16  # analyses kept for the endpoints (a few MB each)
+
+
+class Endpoints:
+    def __init__(self, explorer: Explorer, cache_items: int = API_CACHE_ITEMS):
+        self.explorer = explorer
+        self.cache = LRUCache(cache_items)
+
+    def analysis(self, image_file, models) -> tuple[Analysis, list[str]]:
+        """The analysis of ``image_file`` by ``models`` (cached by image content), and the model names."""
+        img, notice, raw_size = read_source(image_file)
+        names = list(models or [])
+        key = image_id(img)
+        analysis = self.explorer.analyse(img, names, analysis=self.cache.get(key))
+        analysis.notice, analysis.source_size = notice, raw_size
+        self.cache.put(key, analysis)
+        return analysis, names
+
+    def inspect(self, image_file, y, x, models) -> dict:
+        """``inspect_xy``: {model: {class, class_index, layers: {...}}} (JSON) at pixel (y, x) of the image as given."""
+        analysis, names = self.analysis(image_file, models)
+        if x is None or y is None:
+            raise InputError("x and y are required: the pixel to inspect, in the image's own pixels")
+        y, x = analysis.from_source(float(y), float(x))
+        return self.explorer.inspect(analysis, y, x, names).to_json()
+
+    def segment(self, image_file, models) -> dict:
+        """``segment``: {model: {classes, palette, shape, png_base64, pixels}} (see :func:`encode_label_map`)."""
+        analysis, names = self.analysis(image_file, models)
+        return {n: encode_label_map(analysis.results[n].prediction, self.explorer.card(n)) for n in names}

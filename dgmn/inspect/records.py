@@ -1,0 +1,190 @@
+"""Typed answers of the inspector: a graph node, a DGMN query, a Non-local query, a model's answer at a pixel.
+
+Each record is a dataclass with ``to_json()``, which gives exactly the JSON the public ``inspect_xy``
+endpoint returns (the schema below; positions are [y, x] lists, feature positions in feature pixels of the
+layer's (h, w) map, image positions in pixels of the analysed image). Records also answer ``record[key]``
+for the JSON keys, so code written against the plain dicts keeps working.
+
+``inspect_xy`` → ``{model name: ModelAnswer}``::
+
+    ModelAnswer   {"class": str, "class_index": int, ["truth": str | None,]  # "truth" only when the image has ground truth
+                   "layers": {layer name: DGMNQuery | NonLocalQuery}}
+    DGMNQuery     {"type": "dgmn", "feature_size": [h, w], "feature_pixel": [iy, ix], "iteration": int,
+                   "iterations": int, "groups": G, "alpha": α, "beta": [β_s], "dilations": [d_s],
+                   "nodes": [GraphNode × S·K]}
+    GraphNode     {"rate": s, "dilation": d_s, "node": k, "uniform": [uy, ux], "walk": [dy, dx],
+                   "sampled": [py, px], "sampled_image": [Y, X], "inside": bool, "affinity": A_k | None,
+                   "filters": [w_k,g × G] | None, "weight": [β·A·w × G], "share": Σ_g|weight| / Σ_all nodes}
+    NonLocalQuery {"type": "nonlocal", "feature_size": [h, w], "feature_pixel": [iy, ix],
+                   "attention": h × w nested lists (softmax_j θ_pᵀφ_j, sums to 1),
+                   "top": [AttentionPeak × ≤10], "entropy": H / log(h·w) ∈ [0, 1]}
+    AttentionPeak {"feature": [jy, jx], "image": [Y, X], "weight": float}
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Union
+
+import numpy as np
+
+NOT_KNOWN = object()  # a field left out of the JSON (e.g. "truth" when the image has no ground truth)
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, JsonRecord):
+        return v.to_json()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (list, tuple)):
+        return [_json_value(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _json_value(x) for k, x in v.items()}
+    return v
+
+
+class JsonRecord:
+    """Base of the records: ``to_json()`` over the dataclass fields (a field's JSON key is its
+    ``metadata["json"]``, default its name; ``None`` keeps it out of the JSON), and read-only ``record[key]``."""
+
+    def _json_items(self):
+        for f in fields(self):  # type: ignore[arg-type]
+            key = f.metadata.get("json", f.name)
+            value = getattr(self, f.name)
+            if key is not None and value is not NOT_KNOWN:
+                yield key, f.name, value
+
+    def to_json(self) -> dict:
+        return {key: _json_value(value) for key, _, value in self._json_items()}
+
+    def __getitem__(self, key: str):
+        for k, _, value in self._json_items():
+            if k == key:
+                return value
+        raise KeyError(key)
+
+    def __contains__(self, key: str) -> bool:
+        return any(k == key for k, _, _ in self._json_items())
+
+    def get(self, key: str, default=None):
+        return self[key] if key in self else default
+
+    def keys(self) -> list[str]:
+        return [k for k, _, _ in self._json_items()]
+
+
+@dataclass
+class GraphNode(JsonRecord):
+    """One sampled node of one rate at the queried feature position (see the module docstring)."""
+
+    rate: int
+    dilation: int
+    node: int  # k = ky·kernel_size + kx
+    uniform: list[float]  # [uy, ux]: the dilated-grid position, feature pixels
+    walk: list[float]  # [dy, dx]: the learned walk, feature pixels
+    sampled: list[float]  # [py, px] = uniform + walk
+    sampled_image: list[float]  # [Y, X]: sampled, in image pixels
+    inside: bool  # -1 < py < h and -1 < px < w (outside: the node reads zeros)
+    affinity: float | None
+    filters: list[float] | None
+    weight: list[float]  # per group: β_s·A_k·w_k,g, what the op sums with
+    share: float = 0.0
+    uniform_image: list[float] = field(default_factory=list, metadata={"json": None})  # [Y, X] of uniform (figures)
+
+
+@dataclass
+class DGMNQuery(JsonRecord):
+    """A DGMN layer at one pixel: every rate's nodes (S·K of them, rate-major)."""
+
+    feature_size: list[int]
+    feature_pixel: list[int]
+    iteration: int
+    iterations: int
+    groups: int
+    alpha: float
+    beta: list[float]
+    dilations: list[int]
+    nodes: list[GraphNode]
+    type: str = field(default="dgmn", init=False)
+
+    def _json_items(self):  # "type" first, as the endpoint has always sent it
+        items = list(super()._json_items())
+        return [items[-1]] + items[:-1]
+
+
+@dataclass
+class AttentionPeak(JsonRecord):
+    feature: list[int]  # [jy, jx]
+    image: list[float]  # [Y, X]
+    weight: float
+
+
+@dataclass
+class NonLocalQuery(JsonRecord):
+    """A Non-local layer at one pixel: its attention over every position and the strongest ones."""
+
+    feature_size: list[int]
+    feature_pixel: list[int]
+    attention: np.ndarray  # (h, w) float32, sums to 1
+    top: list[AttentionPeak]
+    entropy: float
+    type: str = field(default="nonlocal", init=False)
+
+    def _json_items(self):
+        items = list(super()._json_items())
+        return [items[-1]] + items[:-1]
+
+
+LayerQuery = Union[DGMNQuery, NonLocalQuery]
+
+
+@dataclass
+class ModelAnswer(JsonRecord):
+    """One model at one pixel: its predicted class, the truth when known, every inspected layer."""
+
+    class_name: str = field(metadata={"json": "class"})
+    class_index: int
+    truth: Any = NOT_KNOWN  # str, None (truth outside the model's classes) or NOT_KNOWN (no ground truth)
+    layers: dict[str, LayerQuery] = field(default_factory=dict)
+
+    def first_layer(self) -> tuple[str, LayerQuery] | None:
+        """(name, query) of the first inspected layer, or None for a model without a context layer."""
+        return next(iter(self.layers.items()), None)
+
+
+@dataclass
+class Inspection(JsonRecord):
+    """Every selected model's answer at one pixel (y, x) of one analysed image."""
+
+    y: float = field(metadata={"json": None})
+    x: float = field(metadata={"json": None})
+    image_id: str = field(metadata={"json": None})
+    models: dict[str, ModelAnswer] = field(default_factory=dict, metadata={"json": None})
+
+    def to_json(self) -> dict:
+        """The ``inspect_xy`` answer: ``{model name: ModelAnswer JSON}``."""
+        return {name: answer.to_json() for name, answer in self.models.items()}
+
+    # read like the ``{model name: answer}`` mapping it stands for
+    def __getitem__(self, name: str) -> ModelAnswer:
+        return self.models[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.models
+
+    def __iter__(self):
+        return iter(self.models)
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def keys(self) -> list[str]:
+        return list(self.models)
+
+    def items(self):
+        return self.models.items()
+
+    def summary(self) -> str:
+        """One line for a status bar: 'Pixel (x=…, y=…) — model: class, … (truth: …)'."""
+        parts = ", ".join(f"{n}: {a.class_name}" for n, a in self.models.items())
+        truth = next((a.truth for a in self.models.values() if isinstance(a.truth, str) and a.truth), None)
+        return f"Pixel (x={self.x:.0f}, y={self.y:.0f}) — {parts}" + (f" (truth: {truth})" if truth else "")
