@@ -115,6 +115,11 @@ class Explorer:
         """Held while a model runs (its hooks record into one inspector at a time)."""
         return self._lock
 
+    @property
+    def registered(self) -> list[str]:
+        """The names of the models added in memory with :meth:`add_model`, in the order added."""
+        return list(self._registered)
+
     def available(self) -> list[str]:
         return self._registered + [n for n in list_checkpoints(self.checkpoint_dir) if n not in self._registered]
 

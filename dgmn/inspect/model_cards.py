@@ -68,8 +68,9 @@ def _fmt(value, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
-def model_cards_markdown(directory: str | Path | None = None) -> str:
-    rows = model_summaries(directory)
+def model_cards_markdown(directory: str | Path | None = None, extra_rows: list[dict] | None = None) -> str:
+    """The table of :func:`model_summaries`, after ``extra_rows`` (e.g. in-memory models, same keys)."""
+    rows = list(extra_rows or []) + model_summaries(directory)
     if not rows:
         return "No checkpoints in this folder."
     lines = [

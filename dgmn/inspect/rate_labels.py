@@ -1,6 +1,8 @@
 """Rates named for people: "rate #1" … "rate #5+", in the order of a layer's dilations, and back to indices."""
 from __future__ import annotations
 
+from .records import DGMNQuery
+
 RATE_LABELS = ("rate #1", "rate #2", "rate #3", "rate #4", "rate #5+")
 
 
@@ -15,3 +17,12 @@ def rates_from_labels(labels, num_rates: int) -> list[int] | None:
         return None
     chosen = set(labels)
     return [i for i in range(num_rates) if rate_label(i) in chosen]
+
+
+def shown_rates(labels, answer) -> list[int] | None:
+    """The rates of ``answer``'s (a :class:`dgmn.inspect.records.ModelAnswer`) first layer that ``labels``
+    selects; None (all) when that layer is not a DGMN layer or nothing is chosen."""
+    first = answer.first_layer() if answer is not None else None
+    if first is None or not isinstance(first[1], DGMNQuery):
+        return None
+    return rates_from_labels(labels, len(first[1].dilations))

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-import app
+from dgmn.app import build_app
 from dgmn.data import ContextScenes
 from dgmn.inspect.explorer import Explorer
 
@@ -21,7 +21,7 @@ def free_port():
 def client(tiny_checkpoints, tmp_path_factory):
     from gradio_client import Client
 
-    demo = app.build_app(Explorer(tiny_checkpoints))
+    demo = build_app(Explorer(tiny_checkpoints))
     demo.queue(default_concurrency_limit=2)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False, quiet=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-import app
+from dgmn.app import build_app
 from dgmn.data import ContextScenes
 from dgmn.inspect.explorer import Explorer
 
@@ -25,7 +25,7 @@ def test_upload_click_and_panels_change(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    demo = app.build_app(Explorer())  # the shipped checkpoints: this is what a user sees
+    demo = build_app(Explorer())  # the shipped checkpoints: this is what a user sees
     demo.queue(default_concurrency_limit=2)
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False, quiet=True)
     ds = ContextScenes(seed=2024, size=(128, 256))

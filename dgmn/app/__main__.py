@@ -1,0 +1,36 @@
+"""DGMN Explorer: ``python -m dgmn.app`` (also ``dgmn-explorer`` and ``python app.py`` in a clone).
+
+    dgmn-explorer [--checkpoints DIR] [--host 127.0.0.1] [--port 7860] [--device auto|cpu|cuda]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="dgmn-explorer", description="DGMN Explorer: click a pixel, see each model's graph for it")
+    p.add_argument("--checkpoints", default=None, help="folder of .safetensors + .json checkpoints (default: the shipped ones)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 exposes the app to your network)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    from ..inspect.explorer import Explorer
+    from .launch import launch
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    launch(Explorer(args.checkpoints, device), server_name=args.host, server_port=args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

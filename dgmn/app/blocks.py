@@ -1,0 +1,39 @@
+"""The page: the sections of :mod:`dgmn.app.sections` in their places."""
+from __future__ import annotations
+
+import gradio as gr
+
+from ..inspect.examples import ExampleSet
+from ..inspect.explorer import Explorer
+from . import sections
+from .sections import SLOTS, Page
+
+DEFAULT_MODELS = ("dgmn-full", "fcn-nonlocal", "fcn")
+ATTRIBUTION_TIME_LIMIT_S = 60  # Integrated Gradients stops (with a message) when a request runs longer
+
+
+def build_page(explorer: Explorer, examples: ExampleSet | None = None, default_models=None,
+               attribution_time_limit: float = ATTRIBUTION_TIME_LIMIT_S) -> tuple[gr.Blocks, Page]:
+    """The app and its :class:`Page` (whose ``handlers`` tests call directly)."""
+    page = Page(explorer, ExampleSet.default() if examples is None else examples, attribution_time_limit)
+    available = explorer.available()
+    wanted = list(default_models) if default_models is not None else list(DEFAULT_MODELS)
+    defaults = [m for m in wanted if m in available][:SLOTS] or available[:SLOTS]
+    with gr.Blocks(title="DGMN Explorer") as demo:
+        sections.header(page, sections.in_memory_rows(explorer))
+        with gr.Row():
+            with gr.Column(scale=1, min_width=320):
+                sections.input_column(page, defaults)
+            with gr.Column(scale=3):
+                graph_plots = sections.graph_section(page)
+                sections.analysis_section(page, graph_plots)
+                sections.attribution_section(page)
+                sections.diagnostics_section(page)
+                sections.export_section(page)
+        sections.api_endpoints(page)
+    return demo, page
+
+
+def build_app(explorer: Explorer, examples: ExampleSet | None = None, default_models=None) -> gr.Blocks:
+    """The DGMN Explorer app over ``explorer``'s models (not launched)."""
+    return build_page(explorer, examples, default_models)[0]

@@ -1,0 +1,81 @@
+"""The public endpoints answer exactly as they did before the app was restructured (issue 9): inspect_xy and
+segment through gradio_client, for a fixed scene and the shipped checkpoints, against a fixture recorded on
+main at c09714a."""
+import base64
+import json
+import socket
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from dgmn.app import build_app
+from dgmn.data import ContextScenes
+from dgmn.inspect.examples import ExampleSet
+from dgmn.inspect.explorer import Explorer
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "endpoints-c09714a.json"
+
+
+def same(new, old, path="answer"):
+    """Same structure, keys, strings, ints and booleans; floats equal to float32 round-off (thread counts
+    can change the last bits of a convolution)."""
+    assert type(new) is type(old) or (isinstance(new, (int, float)) and isinstance(old, (int, float))), f"{path}: {new!r} vs {old!r}"
+    if isinstance(old, dict):
+        assert list(new) == list(old), f"{path}: keys {list(new)} vs {list(old)}"
+        for k in old:
+            same(new[k], old[k], f"{path}.{k}")
+    elif isinstance(old, list):
+        assert len(new) == len(old), f"{path}: length {len(new)} vs {len(old)}"
+        for i, (a, b) in enumerate(zip(new, old)):
+            same(a, b, f"{path}[{i}]")
+    elif isinstance(old, float):
+        assert new == pytest.approx(old, rel=1e-4, abs=1e-5), f"{path}: {new} vs {old}"
+    else:
+        assert new == old, f"{path}: {new!r} vs {old!r}"
+
+
+@pytest.fixture(scope="module")
+def client():
+    from gradio_client import Client
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = build_app(Explorer(), ExampleSet([]))
+    demo.queue(default_concurrency_limit=2)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False, quiet=True)
+    try:
+        yield Client(f"http://127.0.0.1:{port}/", verbose=False)
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    fx = json.loads(FIXTURE.read_text())
+    sc = ContextScenes(seed=fx["scene"]["seed"], size=tuple(fx["scene"]["size"])).scene(fx["scene"]["index"])
+    path = tmp_path_factory.mktemp("scene") / "scene.png"
+    cv2.imwrite(str(path), cv2.cvtColor(sc.image, cv2.COLOR_RGB2BGR))
+    return fx, str(path)
+
+
+def test_inspect_xy_answers_as_before(client, recorded):
+    from gradio_client import handle_file
+
+    fx, path = recorded
+    for case in fx["inspect_xy"]:
+        same(client.predict(handle_file(path), case["x"], case["y"], fx["models"], api_name="/inspect_xy"), case["answer"])
+
+
+def test_segment_answers_as_before(client, recorded):
+    from gradio_client import handle_file
+
+    fx, path = recorded
+    new = client.predict(handle_file(path), fx["models"], api_name="/segment")
+    for name, old in fx["segment"].items():
+        a = cv2.imdecode(np.frombuffer(base64.b64decode(new[name].pop("png_base64")), np.uint8), cv2.IMREAD_UNCHANGED)
+        b = cv2.imdecode(np.frombuffer(base64.b64decode(old["png_base64"]), np.uint8), cv2.IMREAD_UNCHANGED)
+        assert np.array_equal(a, b), f"{name}: label maps differ"
+        same(new[name], {k: v for k, v in old.items() if k != "png_base64"}, name)
