@@ -1,6 +1,10 @@
-"""Test setup. TRITON_INTERPRET must be set before triton is imported, so it is set here, first."""
+"""Test setup. TRITON_INTERPRET must be set before triton is imported, so it is set here, first.
+
+``tiny_checkpoints``: tiny checkpoints (random weights, ContextScenes classes) so the app's and the explorer's
+tests do not depend on training."""
 import os
 
+import pytest
 import torch
 
 if not torch.cuda.is_available():
@@ -9,3 +13,34 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
 os.environ.setdefault("no_proxy", "127.0.0.1,localhost")
+
+from dgmn.data import ContextScenes  # noqa: E402
+from dgmn.models import build_segmenter, save_model  # noqa: E402
+
+
+TINY = {
+    "dgmn-full": ("dgmn", {"dilations": [1, 3], "groups": 4, "random_walk": True}),
+    "fcn-nonlocal": ("nonlocal", {}),
+    "fcn": ("none", {}),
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory):
+    d = tmp_path_factory.mktemp("checkpoints")
+    ds = ContextScenes()
+    for name, (context, cfg) in TINY.items():
+        torch.manual_seed(0)
+        m = build_segmenter("small", context, 8, channels=16, backbone_cfg={"width": 16}, **cfg)
+        if context == "dgmn":
+            with torch.no_grad():
+                for c in m.context.walk_convs:
+                    c.bias.uniform_(-1.5, 1.5)
+        card = {"name": name, "classes": list(ds.classes), "palette": [list(c) for c in ds.palette],
+                "normalization": {"mean": list(ds.mean), "std": list(ds.std)},
+                "architecture": {"backbone": "small", "backbone_cfg": {"width": 16}, "context": context, "channels": 16,
+                                 "num_classes": 8, "context_cfg": cfg}}
+        save_model(m.eval(), d / name, card)
+    return d
+
+

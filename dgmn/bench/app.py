@@ -1,11 +1,12 @@
 """``python -m dgmn.bench app``: server-side latency of the app's two interactions, three models.
 
-* upload → all panels: ``Handlers.analyse`` on a 512×1024 image (prepare, run the models, build and
+* upload → all panels: the app's analyse handler on a 512×1024 image (prepare, run the models, build and
   serialise the segmentation and disagreement figures as Gradio sends them);
-* click → rendered figures: ``Handlers.click`` (no model runs: inspection queries, node/attention figures,
-  serialised to JSON).
+* click → rendered figures: the app's click handler (no model runs: inspection queries, node/attention
+  figures, serialised to JSON).
 
-Targets: click ≤ 100 ms, upload ≤ 2 s (medians). Runs in the repository root (it imports ``app.py``).
+Targets: click ≤ 100 ms, upload ≤ 2 s (medians). Runs anywhere the package is installed (it builds
+:mod:`dgmn.app`'s page over the shipped checkpoints).
 """
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ import numpy as np
 MODELS = ["dgmn-full", "fcn-nonlocal", "fcn"]
 
 
-def _serialise(outputs) -> int:
+def _serialise(outputs: dict) -> int:
     n = 0
-    for o in outputs:
+    for o in outputs.values():
         if hasattr(o, "to_json"):
             n += len(o.to_json())
         elif isinstance(o, (dict, list)):
@@ -31,26 +32,29 @@ def _serialise(outputs) -> int:
 def run(repeats: int = 5, quick: bool = False) -> list[dict]:
     import gradio as gr
 
-    import app
-    from dgmn.data import ContextScenes
-    from dgmn.inspect.explorer import Explorer
+    from ..app import build_page
+    from ..data import ContextScenes
+    from ..inspect.examples import ExampleSet
+    from ..inspect.explorer import Explorer
 
-    h = app.Handlers(Explorer())
+    page = build_page(Explorer(), ExampleSet([]))[1]
+    analyse, click = page.handlers["analyse"], page.handlers["click"]
     sc = ContextScenes(seed=7, size=(512, 1024)).scene(0)
     rows = []
     upload_times, analysis = [], None
     for _ in range(2 if quick else repeats):
         t0 = time.perf_counter()
-        analysis, shown, status, *figs = h.analyse(sc.image, MODELS)
-        _serialise(figs)
+        out = analyse(sc.image, MODELS)
+        analysis = out[page.analysis]
+        _serialise({k: v for k, v in out.items() if k is not page.analysis and k is not page.image})
         upload_times.append(time.perf_counter() - t0)
     rng = np.random.default_rng(0)
     click_times = []
     for _ in range(10 if quick else 50):
         x, y = int(rng.integers(0, 1024)), int(rng.integers(0, 512))
         t0 = time.perf_counter()
-        out = h.click(analysis, MODELS, 0.6, True, None, gr.SelectData(None, {"index": [x, y], "value": None, "selected": True}))
-        _serialise(out)
+        out = click(analysis, MODELS, 0.6, True, None, None, gr.SelectData(None, {"index": [x, y], "value": None, "selected": True}))
+        _serialise({k: v for k, v in out.items() if k is not page.last_click})
         click_times.append(time.perf_counter() - t0)
     rows.append(dict(interaction="upload 512×1024 → all panels", models=len(MODELS), median_ms=statistics.median(upload_times) * 1e3,
                      p95_ms=sorted(upload_times)[int(0.95 * (len(upload_times) - 1))] * 1e3, runs=len(upload_times), target_ms=2000))

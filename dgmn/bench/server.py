@@ -1,6 +1,6 @@
 """``python -m dgmn.bench load`` and ``python -m dgmn.bench soak --minutes N``: the app under concurrent use.
 
-Both start ``python app.py`` on a free loopback port in a subprocess (the shipped checkpoints), talk to it
+Both start the app (``python -m dgmn.app``) on a free loopback port in a subprocess (the shipped checkpoints), talk to it
 with ``gradio_client`` only over 127.0.0.1, and stop it afterwards; every loop is bounded in count and time.
 
 * load: 8 concurrent sessions, each with its own image, 50 ``inspect_xy`` calls each; reports errors,
@@ -41,12 +41,12 @@ def rss_mb(pid: int) -> float:
 
 
 class Server:
-    """``python app.py`` on a free loopback port, in a subprocess."""
+    """The app (``python -m dgmn.app``) on a free loopback port, in a subprocess."""
 
     def __init__(self):
         self.port = free_port()
         env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", NO_PROXY="127.0.0.1,localhost")
-        self.proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(self.port)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "dgmn.app", "--host", "127.0.0.1", "--port", str(self.port)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         self.url = f"http://127.0.0.1:{self.port}/"
         deadline = time.time() + 120

@@ -8,12 +8,12 @@ import json
 import sys
 from pathlib import Path
 
-from .examples import read_image_file
-from .explorer import Explorer, InputError, prepare_image
+from .explorer import Explorer, InputError
+from .uploads import read_source
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dgmn.inspect", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="dgmn-inspect", description="Headless inspection: what the app shows for one pixel, as JSON and a standalone HTML page")
     p.add_argument("--checkpoint", action="append", required=True, help="model name or path; repeat to compare")
     p.add_argument("--image", required=True)
     p.add_argument("--pixel", required=True, help="Y,X in the image's pixels")
@@ -34,19 +34,18 @@ def main(argv=None) -> int:
                 explorer = Explorer(Path(c).parent)
                 c = Path(c).with_suffix("").name
             names.append(c)
-        raw = read_image_file(args.image)
-        img, notice = prepare_image(raw)
+        img, notice, source_size = read_source(args.image)
         analysis = explorer.analyse(img, names)
-        analysis.source_size = raw.shape[:2]
-        ax, ay = analysis.from_source(x, y)
-        answer = explorer.inspect_xy(analysis, ax, ay, names)
+        analysis.source_size = source_size
+        ay, ax = analysis.from_source(y, x)
+        answer = explorer.inspect(analysis, ay, ax, names)
     except InputError as exc:
         print(f"dgmn.inspect: {exc}", file=sys.stderr)
         return 2
     if notice:
         print(f"note: {notice}", file=sys.stderr)
     if args.json:
-        text = json.dumps(answer, indent=1)
+        text = json.dumps(answer.to_json(), indent=1)
         if args.json == "-":
             print(text)
         else:
@@ -55,11 +54,11 @@ def main(argv=None) -> int:
         from dgmn.viz.report import report_html
 
         preds = {n: analysis.results[n].prediction for n in names}
-        cards = {n: explorer.model(n).card for n in names}
+        cards = {n: explorer.card(n) for n in names}
         Path(args.html).write_text(report_html(img, answer, (ay, ax), preds, cards))
     if not args.json and not args.html:
         for n, e in answer.items():
-            print(f"{n}: {e['class']}")
+            print(f"{n}: {e.class_name}")
     return 0
 
 

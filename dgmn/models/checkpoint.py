@@ -28,9 +28,14 @@ class CheckpointError(ValueError):
 
 
 def default_checkpoint_dir() -> Path:
-    """``$DGMN_CHECKPOINTS`` if set, else the repository's ``checkpoints/`` folder."""
+    """``$DGMN_CHECKPOINTS`` if set; else the shipped checkpoints: ``dgmn/checkpoints`` where the package is
+    installed from a wheel, the repository's ``checkpoints/`` folder in a clone."""
     env = os.environ.get("DGMN_CHECKPOINTS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "checkpoints"
+    if env:
+        return Path(env)
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "checkpoints"
+    return installed if installed.is_dir() else package.parent / "checkpoints"
 
 
 def list_checkpoints(directory: str | Path | None = None) -> list[str]:
