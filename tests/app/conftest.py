@@ -1,4 +1,6 @@
 """Helpers for the app's tests (the tiny checkpoints are in tests/conftest.py)."""
+import contextlib
+
 import pytest
 
 
@@ -27,3 +29,23 @@ def make_page(tiny_checkpoints):
         return build_page(Explorer(checkpoints or tiny_checkpoints), ExampleSet(list(examples)), **kw)[1]
 
     return make
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def served(demo):
+    """Launch ``demo`` on a free loopback port (queue as the app has it); yields its URL, closes it after."""
+    demo.queue(default_concurrency_limit=2)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()

@@ -1,6 +1,5 @@
 """gradio_client against a launched app: the public endpoints inspect_xy and segment."""
 import base64
-import socket
 
 import cv2
 import numpy as np
@@ -10,25 +9,15 @@ from dgmn.app import build_app
 from dgmn.data import ContextScenes
 from dgmn.inspect.explorer import Explorer
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .conftest import served
 
 
 @pytest.fixture(scope="module")
 def client(tiny_checkpoints, tmp_path_factory):
     from gradio_client import Client
 
-    demo = build_app(Explorer(tiny_checkpoints))
-    demo.queue(default_concurrency_limit=2)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False, quiet=True)
-    try:
-        yield Client(f"http://127.0.0.1:{port}/", verbose=False)
-    finally:
-        demo.close()
+    with served(build_app(Explorer(tiny_checkpoints))) as url:
+        yield Client(url, verbose=False)
 
 
 @pytest.fixture(scope="module")

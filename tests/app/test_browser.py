@@ -2,7 +2,6 @@
 import os
 import re
 import shutil
-import socket
 from pathlib import Path
 
 import cv2
@@ -11,6 +10,8 @@ import pytest
 from dgmn.app import build_app
 from dgmn.data import ContextScenes
 from dgmn.inspect.explorer import Explorer
+
+from .conftest import served
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -22,23 +23,17 @@ def test_upload_click_and_panels_change(tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is installed by .ci/run")
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed (.ci/run installs it: apt-get install -y chromium)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo = build_app(Explorer())  # the shipped checkpoints: this is what a user sees
-    demo.queue(default_concurrency_limit=2)
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False, quiet=True)
     ds = ContextScenes(seed=2024, size=(128, 256))
     # a mixed scene, clicked on its boathouse: the case the app is there to explain
     sc = next(s for s in map(ds.scene, range(50)) if {4, 5} <= {b[0] for b in s.buildings})
     img = tmp_path / "scene.png"
     cv2.imwrite(str(img), cv2.cvtColor(sc.image, cv2.COLOR_RGB2BGR))
     cls, y0, y1, x0, x1 = next(b for b in sc.buildings if b[0] == 5)
-    try:
+    with served(build_app(Explorer())) as url:  # the shipped checkpoints: this is what a user sees
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
             page = browser.new_page(viewport={"width": 1600, "height": 1200})
-            page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
+            page.goto(url, wait_until="load")
             page.wait_for_selector("#upload input[type=file]", state="attached", timeout=60_000)
             status = page.locator("#status textarea")
             page.locator("#upload input[type=file]").set_input_files(str(img))
@@ -68,5 +63,3 @@ def test_upload_click_and_panels_change(tmp_path):
             sync_api.expect(status).to_have_value(re.compile("Click a pixel"), timeout=60_000)
             sync_api.expect(page.locator("#dis0")).to_contain_text("errors vs ground truth", timeout=30_000)
             browser.close()
-    finally:
-        demo.close()

@@ -3,7 +3,6 @@ segment through gradio_client, for a fixed scene and the shipped checkpoints, ag
 main at c09714a."""
 import base64
 import json
-import socket
 from pathlib import Path
 
 import cv2
@@ -14,6 +13,8 @@ from dgmn.app import build_app
 from dgmn.data import ContextScenes
 from dgmn.inspect.examples import ExampleSet
 from dgmn.inspect.explorer import Explorer
+
+from .conftest import served
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "endpoints-c09714a.json"
 
@@ -40,16 +41,8 @@ def same(new, old, path="answer"):
 def client():
     from gradio_client import Client
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo = build_app(Explorer(), ExampleSet([]))
-    demo.queue(default_concurrency_limit=2)
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, ssr_mode=False, quiet=True)
-    try:
-        yield Client(f"http://127.0.0.1:{port}/", verbose=False)
-    finally:
-        demo.close()
+    with served(build_app(Explorer(), ExampleSet([]))) as url:
+        yield Client(url, verbose=False)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,4 @@
 """dgmn.explore on a small custom architecture (not a Segmenter): every panel and endpoint works for it."""
-import socket
-
 import cv2
 import gradio as gr
 import numpy as np
@@ -9,6 +7,8 @@ import torch
 
 import dgmn
 from dgmn.data import ContextScenes
+
+from .conftest import free_port
 
 CLASSES = ["ground", "thing", "sky"]
 
@@ -25,12 +25,6 @@ class TinyNet(torch.nn.Module):
     def forward(self, x):
         f = self.blocks["graph"](self.blocks["global"](self.stem(x)))
         return torch.nn.functional.interpolate(self.head(f), size=x.shape[-2:], mode="bilinear", align_corners=False)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_explore_serves_a_custom_model(tmp_path, tiny_checkpoints):
