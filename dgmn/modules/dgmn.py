@@ -16,6 +16,9 @@ one iteration computes, for every rate s:
 then the update (Eq. 2): h ← ReLU(f + α·W_out(Σ_s m_s)) with a shared 1×1 output conv W_out and a learned
 scalar α, repeated for ``iterations`` steps (weights shared across steps).
 
+``layer.graph_edit`` (a :class:`dgmn.modules.graph_edit.GraphEdit`, default None) transforms the walks, the
+affinity logits, the node weights or the message sum where they are computed (what-if inspection).
+
 Table 1a/5/6 variants by configuration: ``DGMN(C, (1,), groups=None, random_walk=False)`` is "DA";
 ``DGMN(C, (1,), groups=4, random_walk=False)`` is "DA+DW"; more rates make "+US"; ``random_walk=True``
 with ρ={1,6,12,24,36}, G=4 is the full model. Parameters at C=512: 0.567M, 0.733M, 3.03M.
@@ -113,6 +116,7 @@ class DGMN(nn.Module):
         self.beta = nn.Parameter(torch.ones(S))
         self.alpha = nn.Parameter(torch.ones(()))
         self._graph_hooks: OrderedDict = OrderedDict()  # weak-referenceable, as RemovableHandle needs
+        self.graph_edit = None  # a dgmn.modules.graph_edit.GraphEdit applied where the layer computes (None: unedited)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -141,12 +145,15 @@ class DGMN(nn.Module):
         """Walks, affinities, filters and node weights of every rate for features h (B, C, H, W)."""
         B, _, H, W = h.shape
         K, G = self.kernel_size**2, self.groups
+        edit = self.graph_edit
         graphs = []
         for s, d in enumerate(self.dilations):
             if self.walk_convs is not None:
                 offset = grid_conv(self.walk_convs[s], h)
             else:
                 offset = h.new_zeros(B, 2 * K, H, W)
+            if edit is not None:
+                offset = edit.walks(self, s, offset)
             affinity = filters = None
             if self.filter_affinity_convs is not None:
                 conv = self.filter_affinity_convs[s]
@@ -158,7 +165,8 @@ class DGMN(nn.Module):
                 if self.dynamic_weights:
                     filters = pred[:, :n_filters]
                 if self.dynamic_affinity:
-                    affinity = torch.softmax(pred[:, n_filters:], dim=1)
+                    logits = pred[:, n_filters:] if edit is None else edit.affinity_logits(self, s, pred[:, n_filters:])
+                    affinity = torch.softmax(logits, dim=1)
             if affinity is not None and filters is not None:
                 weight = (affinity.unsqueeze(2) * filters.view(B, K, G, H, W)).reshape(B, K * G, H, W)
             elif affinity is not None:
@@ -167,7 +175,10 @@ class DGMN(nn.Module):
                 weight = filters
             else:
                 weight = h.new_full((B, K, H, W), 1.0 / K)
-            graphs.append(RateGraph(d, offset, affinity, filters, weight * self.beta[s]))
+            weight = weight * self.beta[s]
+            if edit is not None:
+                weight = edit.node_weights(self, s, weight)
+            graphs.append(RateGraph(d, offset, affinity, filters, weight))
         return graphs
 
     def message(self, h: torch.Tensor, graphs: list[RateGraph]) -> torch.Tensor:
@@ -178,6 +189,8 @@ class DGMN(nn.Module):
             # one (B, C, H, W) buffer for all rates: the first sum makes it (the op's output is a view that
             # autograd forbids modifying), later rates add into it in place
             total = m if s == 0 else (total + m if s == 1 else total.add_(m))
+        if self.graph_edit is not None:
+            total = self.graph_edit.message(self, total)
         return self.output_conv(total)
 
     def forward_with_graphs(self, f: torch.Tensor) -> tuple[torch.Tensor, list[list[RateGraph]]]:

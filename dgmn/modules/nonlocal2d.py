@@ -36,6 +36,7 @@ class NonLocal2d(nn.Module):
         self.out = nn.Conv2d(self.inner, channels, 1, bias=False)
         self.out_bn = nn.BatchNorm2d(channels)
         nn.init.zeros_(self.out_bn.weight)
+        self.graph_edit = None  # a dgmn.modules.graph_edit.GraphEdit applied where the block computes (None: unedited)
 
     def embed(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """u (B, C, H, W) and contiguous q, k, v of shape (B, 1, N, C')."""
@@ -51,12 +52,15 @@ class NonLocal2d(nn.Module):
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         u, q, k, v = self.embed(f)
         B, _, H, W = u.shape
-        N = H * W
-        ys = [
-            F.scaled_dot_product_attention(q[:, :, i : i + self.chunk_size], k, v, scale=1.0)
-            for i in range(0, N, self.chunk_size)
-        ]
+        N, edit = H * W, self.graph_edit
+        ys = []
+        for i in range(0, N, self.chunk_size):
+            keep = None if edit is None else edit.attention_keep(self, (H, W), i, min(i + self.chunk_size, N))
+            ys.append(F.scaled_dot_product_attention(q[:, :, i : i + self.chunk_size], k, v, scale=1.0,
+                                                     attn_mask=None if keep is None else keep.to(q.device)))
         y = torch.cat(ys, dim=2).squeeze(1).transpose(1, 2).reshape(B, self.inner, H, W)
+        if edit is not None:
+            y = edit.attention_output(self, y)
         return u + self.out_bn(self.out(y))
 
     @torch.no_grad()
