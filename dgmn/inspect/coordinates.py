@@ -40,3 +40,29 @@ def feature_cells(feature_size, image_size) -> dict:
     y0, x0 = feature_to_image(0, 0, feature_size, image_size)
     (h, w), (H, W) = feature_size, image_size
     return {"y0": y0, "dy": H / h, "x0": x0, "dx": W / w}
+
+
+def bilinear_footprint(y: float, x: float, feature_size, image_size) -> list[tuple[int, int, float]]:
+    """The feature positions from which bilinear upsampling (``align_corners=False``, as ``F.interpolate``)
+    computes image pixel (y, x), with their weights: at most 4 ``(iy, ix, weight)``, weights > 0 summing to 1.
+    Source coordinates below 0 are clamped to 0, as PyTorch does."""
+    (h, w), (H, W) = feature_size, image_size
+    out = {}
+    fy, fx = (max(v, 0.0) for v in image_to_feature(y, x, feature_size, image_size))
+    y0, x0 = min(int(fy), h - 1), min(int(fx), w - 1)
+    ly, lx = fy - y0, fx - x0
+    for iy, wy in ((y0, 1 - ly), (min(y0 + 1, h - 1), ly)):
+        for ix, wx in ((x0, 1 - lx), (min(x0 + 1, w - 1), lx)):
+            if wy * wx > 0:
+                out[(iy, ix)] = out.get((iy, ix), 0.0) + wy * wx
+    return [(iy, ix, wt) for (iy, ix), wt in out.items()]
+
+
+def inside_box(box, feature_size, image_size):
+    """(h, w) bool array: the feature positions whose centre (image pixels) lies in ``box`` = [x0, y0, x1, y1],
+    x0 ≤ X < x1 and y0 ≤ Y < y1."""
+    import numpy as np
+
+    x0, y0, x1, y1 = box
+    ys, xs = feature_to_image(np.arange(feature_size[0], dtype=float), np.arange(feature_size[1], dtype=float), feature_size, image_size)
+    return ((ys >= y0) & (ys < y1))[:, None] & ((xs >= x0) & (xs < x1))[None, :]

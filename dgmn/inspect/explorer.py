@@ -34,6 +34,13 @@ class ModelResult:
     prediction: np.ndarray  # (H, W) class indices
     inspector: Inspector
     layers: list[str]  # every context layer the inspector recorded, in the model's order
+    logits: np.ndarray | None = None  # (K, H, W) float32, the model's output for the image
+
+    def probabilities(self, y: int, x: int) -> np.ndarray:
+        """softmax over the K classes of the logits at image pixel (y, x): (K,) float64, summing to 1."""
+        z = self.logits[:, int(y), int(x)].astype(np.float64)
+        e = np.exp(z - z.max())
+        return e / e.sum()
 
     def dgmn_layers(self) -> list[str]:
         """The recorded layers that are DGMN layers (walk diagnostics exist for these only)."""
@@ -176,7 +183,8 @@ class Explorer:
                 finally:
                     ins.close()
             _check_logits(name, logits, image.shape[:2], len(card["classes"]))
-            analysis.results[name] = ModelResult(logits[0].argmax(0).cpu().numpy().astype(np.uint8), ins, list(ins.records))
+            analysis.results[name] = ModelResult(logits[0].argmax(0).cpu().numpy().astype(np.uint8), ins, list(ins.records),
+                                                 logits[0].float().cpu().numpy())
         return analysis
 
     def inspect(self, analysis: Analysis, y: float, x: float, names: list[str], layer: str | None = None) -> Inspection:
@@ -190,7 +198,8 @@ class Explorer:
                 raise InputError(f"model {name!r} has not analysed this image; select it and run the analysis again")
             res, classes = analysis.results[name], self.card(name)["classes"]
             cls = int(res.prediction[int(y), int(x)])
-            entry = ModelAnswer(class_name=classes[cls], class_index=cls)
+            entry = ModelAnswer(class_name=classes[cls], class_index=cls,
+                                probabilities=dict(zip(classes, map(float, res.probabilities(y, x)))))
             if analysis.truth is not None:
                 t = int(analysis.truth[int(y), int(x)])
                 entry.truth = classes[t] if t < len(classes) else None

@@ -47,6 +47,11 @@ def _first(t: torch.Tensor | None) -> torch.Tensor | None:
     return None if t is None else t[0].detach().float().cpu()
 
 
+def context_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The DGMN and NonLocal2d layers of ``model`` by module name (the model's own class name at the top)."""
+    return {name or type(m).__name__: m for name, m in model.named_modules() if isinstance(m, (DGMN, NonLocal2d))}
+
+
 class Inspector:
     """Hooks into ``model``'s DGMN and NonLocal2d layers; see the module docstring.
 
@@ -55,9 +60,7 @@ class Inspector:
 
     def __init__(self, model: nn.Module):
         self.model = model
-        self.layers: dict[str, nn.Module] = {
-            name or type(m).__name__: m for name, m in model.named_modules() if isinstance(m, (DGMN, NonLocal2d))
-        }
+        self.layers: dict[str, nn.Module] = context_layers(model)
         self.records: dict[str, DGMNRecord | NonLocalRecord] = {}
         self.image_size: tuple[int, int] | None = None
         self._handles = []

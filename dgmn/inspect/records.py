@@ -8,7 +8,8 @@ for the JSON keys, so code written against the plain dicts keeps working.
 ``inspect_xy`` → ``{model name: ModelAnswer}``::
 
     ModelAnswer   {"class": str, "class_index": int, ["truth": str | None,]  # "truth" only when the image has ground truth
-                   "layers": {layer name: DGMNQuery | NonLocalQuery}}
+                   "layers": {layer name: DGMNQuery | NonLocalQuery},
+                   "probabilities": {class name: p}}  # softmax of the logits at the pixel, every class, sums to 1
     DGMNQuery     {"type": "dgmn", "feature_size": [h, w], "feature_pixel": [iy, ix], "iteration": int,
                    "iterations": int, "groups": G, "alpha": α, "beta": [β_s], "dilations": [d_s],
                    "nodes": [GraphNode × S·K]}
@@ -145,6 +146,12 @@ class ModelAnswer(JsonRecord):
     class_index: int
     truth: Any = NOT_KNOWN  # str, None (truth outside the model's classes) or NOT_KNOWN (no ground truth)
     layers: dict[str, LayerQuery] = field(default_factory=dict)
+    probabilities: Any = NOT_KNOWN  # {class name: p} at the pixel (every class, summing to 1)
+
+    def top_classes(self, n: int = 3) -> list[tuple[str, float]]:
+        """The n most probable classes at the pixel, most probable first."""
+        probs = self.probabilities if isinstance(self.probabilities, dict) else {}
+        return sorted(probs.items(), key=lambda kv: -kv[1])[:n]
 
     def first_layer(self) -> tuple[str, LayerQuery] | None:
         """(name, query) of the first inspected layer, or None for a model without a context layer."""
