@@ -1,4 +1,4 @@
-"""The page: the sections of :mod:`dgmn.app.sections` in their places."""
+"""The page: the image, the model picker and the status on the left; one question per tab on the right."""
 from __future__ import annotations
 
 import gradio as gr
@@ -25,11 +25,21 @@ def build_page(explorer: Explorer, examples: ExampleSet | None = None, default_m
             with gr.Column(scale=1, min_width=320):
                 sections.input_column(page, defaults)
             with gr.Column(scale=3):
-                graph_plots = sections.graph_section(page)
-                sections.analysis_section(page, graph_plots)
-                sections.attribution_section(page)
-                sections.diagnostics_section(page)
-                sections.export_section(page)
+                with gr.Tabs(elem_id="tabs"):
+                    with gr.Tab("Graph", id="graph"):
+                        sections.graph_section(page)
+                        sections.segmentation_section(page)
+                        sections.link_events(page, demo)  # restoring a link analyses and clicks like the events above
+                    with gr.Tab("What if…", id="what-if", elem_id="tab-what-if"):
+                        sections.what_if_section(page)
+                    with gr.Tab("Attribution", id="attribution"):
+                        sections.attribution_section(page)
+                    with gr.Tab("Diagnostics", id="diagnostics"):
+                        sections.diagnostics_section(page)
+                    with gr.Tab("Cost", id="cost"):
+                        sections.cost_section(page)
+                    with gr.Tab("Export", id="export"):
+                        sections.export_section(page)
         sections.api_endpoints(page)
     return demo, page
 

@@ -1,4 +1,4 @@
-"""The public endpoints' work, without any UI: ``inspect_xy`` and ``segment`` for an image file.
+"""The public endpoints' work, without any UI: ``inspect_xy``, ``segment`` and ``what_if`` for an image file.
 
 Each call carries its image, so analyses are kept per image content in a bounded LRU cache shared by
 all callers. Pixels are (y, x) here; the UI converts the endpoints' (x, y) once, where the request arrives.
@@ -8,6 +8,7 @@ from __future__ import annotations
 from .explorer import Analysis, Explorer, InputError, LRUCache, image_id
 from .label_maps import encode_label_map
 from .uploads import read_source
+from .what_if import what_if
 
 API_CACHE_ITEMS = 16  # analyses kept for the endpoints (a few MB each)
 
@@ -34,6 +35,19 @@ class Endpoints:
             raise InputError("x and y are required: the pixel to inspect, in the image's own pixels")
         y, x = analysis.from_source(float(y), float(x))
         return self.explorer.inspect(analysis, y, x, names).to_json()
+
+    def what_if(self, image_file, y, x, model: str, edits, scope: str = "pixel") -> dict:
+        """``what_if``: model ``model`` re-run with ``edits`` at pixel (y, x) of the image as given (see
+        :mod:`dgmn.inspect.what_if`); the result JSON, the label map (image scope) as ``segment`` sends it."""
+        if not isinstance(model, str):
+            raise InputError(f"model must be one model name (a string), got {model!r}")
+        analysis, _ = self.analysis(image_file, [model])
+        if x is None or y is None:
+            raise InputError("x and y are required: the pixel to inspect, in the image's own pixels")
+        y, x = analysis.from_source(float(y), float(x))
+        card = self.explorer.card(model)
+        result = what_if(self.explorer, analysis, model, y, x, edits, scope)
+        return result.to_json(lambda label_map: encode_label_map(label_map, card))
 
     def segment(self, image_file, models) -> dict:
         """``segment``: {model: {classes, palette, shape, png_base64, pixels}} (see :func:`encode_label_map`)."""

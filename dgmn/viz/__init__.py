@@ -2,14 +2,17 @@
 ``go.Figure``, and the standalone HTML report."""
 from .attention import attention_figure
 from .attribution import attribution_figure
+from .cost import cost_figure
 from .base import plain_figure
 from .context import answer_figure, layer_figure
 from .diagnostics import diagnostics_figure
-from .nodes import RATE_COLOURS, nodes_figure
+from .nodes import RATE_COLOURS, moved_nodes_figure, nodes_figure
+from .probabilities import probability_figure
 from .report import report_html
 from .segmentation import disagreement_figure, segmentation_figure
 
 __all__ = [
-    "RATE_COLOURS", "answer_figure", "attention_figure", "attribution_figure", "diagnostics_figure", "disagreement_figure", "layer_figure", "plain_figure",
-    "nodes_figure", "report_html", "segmentation_figure",
+    "RATE_COLOURS", "answer_figure", "attention_figure", "attribution_figure", "cost_figure", "diagnostics_figure", "disagreement_figure", "layer_figure", "plain_figure",
+    "moved_nodes_figure", "nodes_figure", "probability_figure", "report_html", "segmentation_figure",
 ]
+

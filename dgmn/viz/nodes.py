@@ -50,3 +50,15 @@ def nodes_figure(image: np.ndarray, query: DGMNQuery, pixel: tuple[float, float]
             text=text, hovertemplate="%{text}<extra></extra>",
         ))
     return mark_pixel(fig, *pixel)
+
+
+def moved_nodes_figure(image: np.ndarray, before: DGMNQuery, after: DGMNQuery, pixel, title: str = "") -> go.Figure:
+    """The pixel's graph after an edit (as :func:`nodes_figure`, over the edited image) with the nodes it had
+    before as grey rings, so a teacher sees where the walks moved."""
+    fig = nodes_figure(image, after, pixel, title=title)
+    fig.add_trace(go.Scatter(x=[n.sampled_image[1] for n in before.nodes], y=[n.sampled_image[0] for n in before.nodes],
+                             mode="markers", name="nodes before the edit",
+                             marker=dict(size=9, color="rgba(0,0,0,0)", line=dict(width=2, color="#777777")),
+                             hovertemplate="before: rate %{customdata[0]}, node %{customdata[1]}<extra></extra>",
+                             customdata=[[n.dilation, n.node] for n in before.nodes]))
+    return fig

@@ -61,3 +61,20 @@ def test_bad_requests_get_messages_and_the_server_keeps_serving(client, image_fi
     with pytest.raises(Exception, match="outside the 160×96 image"):
         client.predict(handle_file(str(image_file)), 500, 1, ["fcn"], api_name="/inspect_xy")
     assert "fcn" in client.predict(handle_file(str(image_file)), 1, 1, ["fcn"], api_name="/inspect_xy")
+
+
+def test_what_if_endpoint(client, image_file):
+    from gradio_client import handle_file
+
+    res = client.predict(handle_file(str(image_file)), 100, 30, "dgmn-full", [{"op": "drop_rate", "rate": 1}], "pixel", api_name="/what_if")
+    assert res["model"] == "dgmn-full" and res["scope"] == "pixel" and res["pixel"] == {"x": 100, "y": 30}
+    assert abs(sum(res["after"]["probabilities"].values()) - 1) < 1e-6 and "label_map" not in res
+    img = client.predict(handle_file(str(image_file)), 100, 30, "dgmn-full", [{"op": "no_walks"}, {"op": "no_context"}], "image", api_name="/what_if")
+    label = cv2.imdecode(np.frombuffer(base64.b64decode(img["label_map"]["png_base64"]), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert label.shape == (96, 160) and img["changed_pixels"] == int(img["changed_pixels"])
+    with pytest.raises(Exception, match="unknown op"):
+        client.predict(handle_file(str(image_file)), 100, 30, "dgmn-full", [{"op": "explode"}], "pixel", api_name="/what_if")
+    with pytest.raises(Exception, match="needs a DGMN layer"):
+        client.predict(handle_file(str(image_file)), 100, 30, "fcn-nonlocal", [{"op": "drop_rate", "rate": 0}], "image", api_name="/what_if")
+    assert client.predict(handle_file(str(image_file)), 1, 1, "fcn", [{"op": "occlude", "box": [0, 0, 50, 50], "fill": "mean"}], "pixel",
+                          api_name="/what_if")["graph"] == {}
