@@ -103,11 +103,12 @@ class Page:
 
 
 def header(page: Page, extra_rows: list[dict]) -> None:
-    gr.Markdown("# DGMN Explorer\nDynamic graph message passing, pixel by pixel.")
-    with gr.Accordion("What am I looking at?", open=False):
-        gr.Markdown(EXPLAINER)
-    with gr.Accordion("The models: what each one is and how it scored", open=False):
-        gr.Markdown(model_cards_markdown(page.explorer.checkpoint_dir, extra_rows), elem_id="model-cards")
+    gr.Markdown("## DGMN Explorer — dynamic graph message passing, pixel by pixel")
+    with gr.Row(equal_height=True):
+        with gr.Accordion("What am I looking at?", open=False):
+            gr.Markdown(EXPLAINER)
+        with gr.Accordion("The models: what each one is and how it scored", open=False):
+            gr.Markdown(model_cards_markdown(page.explorer.checkpoint_dir, extra_rows), elem_id="model-cards")
 
 
 def input_column(page: Page, defaults: list[str]) -> None:
@@ -133,16 +134,17 @@ def input_column(page: Page, defaults: list[str]) -> None:
 
 
 def graph_section(page: Page) -> None:
-    """Display options, each model's graph and class probabilities at the clicked pixel; the click event."""
-    with gr.Row():
-        page.opacity = gr.Slider(0, 1, 0.6, step=0.05, label="Overlay opacity")
-        page.walks = gr.Checkbox(True, label="Show walks")
-        page.layer = gr.Dropdown([FIRST_LAYER], value=FIRST_LAYER, label="Layer (models with several DGMN layers)")
-        page.rates = gr.CheckboxGroup(list(RATE_LABELS), value=list(RATE_LABELS), label="DGMN rates to show (in the order of the model's dilations)")
+    """Each model's graph and class probabilities at the clicked pixel, display options; the click event."""
     with gr.Row():
         page.graph_plots = [gr.Plot(label=f"Model {i + 1}: graph at the clicked pixel", elem_id=f"context{i}") for i in range(SLOTS)]
     with gr.Row():
         probs = [gr.Plot(label=f"Model {i + 1}: class probabilities at the pixel", elem_id=f"prob{i}") for i in range(SLOTS)]
+    with gr.Accordion("Display options: overlay, walks, layer, rates", open=False):
+        with gr.Row():
+            page.opacity = gr.Slider(0, 1, 0.6, step=0.05, label="Overlay opacity")
+            page.walks = gr.Checkbox(True, label="Show walks")
+            page.layer = gr.Dropdown([FIRST_LAYER], value=FIRST_LAYER, label="Layer (models with several DGMN layers)")
+            page.rates = gr.CheckboxGroup(list(RATE_LABELS), value=list(RATE_LABELS), label="DGMN rates to show (in the order of the model's dilations)")
     page.inspection_json = gr.JSON(label="Inspection (JSON)", render=False)
 
     def on_click(analysis, names, opacity, walks, rates, layer, evt: gr.SelectData):

@@ -1,6 +1,10 @@
 """Headless inspection: ``python -m dgmn.inspect --checkpoint NAME [--checkpoint NAME ...] --image PATH --pixel Y,X
 [--json OUT] [--html OUT]`` writes what the app shows for that pixel: the JSON inspection and a standalone HTML
-page with the plotly figures (works offline)."""
+page with the plotly figures (works offline).
+
+``--what-if EDITS_JSON [--scope pixel|image]`` re-runs each model with the edits instead (see
+:mod:`dgmn.inspect.what_if`) and prints or writes the ``what_if`` endpoint's result (one model: the result;
+several: ``{model: result}``)."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +13,8 @@ import sys
 from pathlib import Path
 
 from .explorer import Explorer, InputError
+from .label_maps import encode_label_map
+from .what_if import EditError, what_if
 from .uploads import read_source
 
 
@@ -20,6 +26,9 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None, help="write the inspection JSON here ('-' for stdout)")
     p.add_argument("--html", default=None, help="write a standalone HTML report here")
     p.add_argument("--checkpoints", default=None, help="folder to look names up in (default: checkpoints/)")
+    p.add_argument("--what-if", default=None, metavar="EDITS_JSON",
+                   help='re-run with graph edits, e.g. \'[{"op": "drop_rate", "rate": 1}]\' (see the what_if endpoint)')
+    p.add_argument("--scope", default="pixel", choices=["pixel", "image"], help="--what-if: at the pixel's footprint or the whole image")
     args = p.parse_args(argv)
     try:
         y, x = (float(v) for v in args.pixel.split(","))
@@ -39,9 +48,19 @@ def main(argv=None) -> int:
         analysis.source_size = source_size
         ay, ax = analysis.from_source(y, x)
         answer = explorer.inspect(analysis, ay, ax, names)
-    except InputError as exc:
+        if args.what_if is not None:
+            results = {n: what_if(explorer, analysis, n, ay, ax, args.what_if, args.scope).to_json(
+                lambda lm, n=n: encode_label_map(lm, explorer.card(n))) for n in names}
+    except (InputError, EditError) as exc:
         print(f"dgmn.inspect: {exc}", file=sys.stderr)
         return 2
+    if args.what_if is not None:
+        text = json.dumps(results[names[0]] if len(names) == 1 else results, indent=1)
+        if args.json and args.json != "-":
+            Path(args.json).write_text(text)
+        else:
+            print(text)
+        return 0
     if notice:
         print(f"note: {notice}", file=sys.stderr)
     if args.json:

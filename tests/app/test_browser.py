@@ -50,14 +50,30 @@ def test_upload_click_and_panels_change(tmp_path):
             after_attention = page.locator("#context1").inner_html()
             assert after_nodes != before and "rate" in after_nodes
             assert "attention" in after_attention
+            # what if: switch off the two larger rates at the clicked boathouse pixel
+            page.get_by_role("tab", name="What if…").click()
+            summary = page.locator("#wi-summary")
+            before_what_if = summary.inner_text()
+            page.locator("#wi-rates").get_by_label("rate #2").check()
+            page.locator("#wi-rates").get_by_label("rate #3").check()
+            page.locator("#wi-pixel").click()
+            sync_api.expect(summary).to_contain_text("dgmn-full:", timeout=60_000)
+            assert summary.inner_text() != before_what_if and "fcn-nonlocal: skipped" in summary.inner_text()
+            sync_api.expect(page.locator("#wi-bars0")).to_contain_text("before → after", timeout=30_000)
+            page.get_by_role("tab", name="Graph").click()
             # what each model is, from the cards, one click away
             page.get_by_text("The models: what each one is and how it scored").click()
             sync_api.expect(page.locator("#model-cards")).to_contain_text("learned random walks", timeout=10_000)
             sync_api.expect(page.locator("#model-cards")).to_contain_text("over 3 seeds")
-            shot = tmp_path / "app.png"
-            page.screenshot(path=str(shot), full_page=True)
-            if os.environ.get("DGMN_UPDATE_SCREENSHOT") == "1":
-                shutil.copy(shot, ROOT / "docs" / "app-screenshot.png")
+            page.get_by_text("The models: what each one is and how it scored").click()
+            # the page on a projector and on a large screen (what a room sees: the viewport, not the whole page)
+            for width, height, name in ((1280, 720, "app-screenshot-1280x720.png"), (1920, 1080, "app-screenshot.png")):
+                page.set_viewport_size({"width": width, "height": height})
+                page.wait_for_timeout(1000)
+                shot = tmp_path / name
+                page.screenshot(path=str(shot))
+                if os.environ.get("DGMN_UPDATE_SCREENSHOT") == "1":
+                    shutil.copy(shot, ROOT / "docs" / name)
             # an example thumbnail is analysed like an upload (a generated scene: errors vs its ground truth)
             page.locator("#examples button.thumbnail-item").first.click()
             sync_api.expect(status).to_have_value(re.compile("Click a pixel"), timeout=60_000)
