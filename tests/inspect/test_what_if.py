@@ -147,3 +147,21 @@ def test_edits_that_do_not_apply_are_skipped_with_a_note(explorer):
     assert kept == [{"op": "no_context"}] and "needs a DGMN layer" in notes[0]
     with pytest.raises(EditError, match="scope must be"):
         what_if(explorer, None, "fcn", 1, 1, [{"op": "no_context"}], "everything")
+
+
+@pytest.mark.parametrize("edits", [[{"op": "no_context"}], [{"op": "mask_attention", "box": [0, 96, 256, 128]}]])
+def test_pixel_scope_equals_image_scope_for_non_local(explorer, analysis, edits):
+    y, x = boathouse_pixel()
+    img = what_if(explorer, analysis, "fcn-nonlocal", y, x, edits, "image")
+    pix = what_if(explorer, analysis, "fcn-nonlocal", y, x, edits, "pixel")
+    assert np.allclose(list(pix.after.probabilities.values()), list(img.after.probabilities.values()), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["dgmn-full", "fcn-nonlocal", "fcn"])
+def test_inspect_probabilities_are_the_softmax_of_the_logits_at_the_pixel(explorer, analysis, name):
+    y, x = boathouse_pixel()
+    with torch.no_grad():
+        z = explorer.model(name)(explorer.to_tensor(SCENE.image, explorer.card(name)))[0, :, y, x].double().numpy()
+    got = explorer.inspect(analysis, y, x, [name])[name].probabilities
+    assert list(got) == explorer.card(name)["classes"] and np.allclose(list(got.values()), probs(z), atol=1e-6)
+    assert abs(sum(got.values()) - 1) < 1e-9
