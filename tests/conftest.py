@@ -44,3 +44,27 @@ def tiny_checkpoints(tmp_path_factory):
     return d
 
 
+
+
+@pytest.fixture(scope="session")
+def timeline_checkpoints(tiny_checkpoints, tmp_path_factory):
+    """The tiny checkpoints, with a two-snapshot training timeline for dgmn-full (steps 0 and 10)."""
+    import shutil
+
+    from dgmn.models import load_model
+    from dgmn.train.timeline import TimelineWriter
+
+    d = tmp_path_factory.mktemp("timeline") / "checkpoints"
+    shutil.copytree(tiny_checkpoints, d)
+    model = load_model(d / "dgmn-full")
+    writer = TimelineWriter(d / "dgmn-full.timeline", "dgmn-full", [0, 10], ContextScenes(seed=2000, length=2, size=64))
+    final = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for c in model.context.walk_convs:
+            c.weight.zero_()
+            c.bias.zero_()
+    writer.snapshot(model, 0, model.card, "cpu")
+    writer.add_loss(2.0)
+    model.load_state_dict(final)
+    writer.snapshot(model, 10, model.card, "cpu")
+    return d

@@ -5,6 +5,7 @@ import gradio as gr
 
 from ..inspect.examples import ExampleSet
 from ..inspect.explorer import Explorer
+from ..inspect.timeline_view import TimelineView
 from . import sections
 from .sections import SLOTS, Page
 
@@ -15,7 +16,7 @@ ATTRIBUTION_TIME_LIMIT_S = 60  # Integrated Gradients stops (with a message) whe
 def build_page(explorer: Explorer, examples: ExampleSet | None = None, default_models=None,
                attribution_time_limit: float = ATTRIBUTION_TIME_LIMIT_S) -> tuple[gr.Blocks, Page]:
     """The app and its :class:`Page` (whose ``handlers`` tests call directly)."""
-    page = Page(explorer, ExampleSet.default() if examples is None else examples, attribution_time_limit)
+    page = Page(explorer, ExampleSet.default() if examples is None else examples, attribution_time_limit, TimelineView(explorer))
     available = explorer.available()
     wanted = list(default_models) if default_models is not None else list(DEFAULT_MODELS)
     defaults = [m for m in wanted if m in available][:SLOTS] or available[:SLOTS]
@@ -32,6 +33,8 @@ def build_page(explorer: Explorer, examples: ExampleSet | None = None, default_m
                         sections.link_events(page, demo)  # restoring a link analyses and clicks like the events above
                     with gr.Tab("What if…", id="what-if", elem_id="tab-what-if"):
                         sections.what_if_section(page)
+                    with gr.Tab("Training", id="training"):
+                        sections.training_section(page)
                     with gr.Tab("Attribution", id="attribution"):
                         sections.attribution_section(page)
                     with gr.Tab("Diagnostics", id="diagnostics"):

@@ -26,6 +26,7 @@ from ..inspect.domain_notes import out_of_domain_note
 from ..inspect.model_cards import describe_context
 from ..inspect.records import DGMNQuery
 from ..inspect.scenes import mixed_scene
+from ..inspect.timeline_view import TimelineView
 from ..inspect.uploads import analyse_source
 from ..inspect.view_state import ViewState, parse_view_state
 from ..inspect.what_if import EditError, applicable_edits, occluded, what_if
@@ -66,6 +67,7 @@ class Page:
     explorer: Explorer
     examples: ExampleSet
     attribution_time_limit: float
+    timelines: TimelineView = None
     analysis: gr.State = None
     models: gr.CheckboxGroup = None
     image: gr.Image = None
@@ -370,6 +372,55 @@ def what_if_section(page: Page) -> None:
     page.handlers.update(what_if=on_apply, nodes=on_nodes)
 
 
+def training_section(page: Page) -> None:
+    """A slider over the training snapshots of the models that have a timeline: the clicked pixel's graph and
+    the segmentation at that step beside the final model's, and the walk statistics over training."""
+    info = gr.Markdown("Select a model with a training timeline (e.g. dgmn-full) and click a pixel.", elem_id="tl-info")
+    slider = gr.Slider(0, 1, 0, step=1, label="Training step (snapshot)", elem_id="tl-slider")
+    rows = []
+    for i in range(SLOTS):
+        with gr.Row():
+            rows.append([gr.Plot(label=f"Model {i + 1}: graph at the snapshot", elem_id=f"tl-graph{i}"),
+                         gr.Plot(label=f"Model {i + 1}: final model's graph", elem_id=f"tl-final{i}"),
+                         gr.Plot(label=f"Model {i + 1}: segmentation at the snapshot", elem_id=f"tl-seg{i}")])
+    stats = gr.Plot(label="Statistics over training", elem_id="tl-stats")
+    outputs = [info, slider, stats, *[p for r in rows for p in r]]
+
+    def on_slider(analysis, names, last, index):
+        names = page.timelines.available(page.slots(names))
+        if analysis is None or not names:
+            return {info: "None of the selected models has a training timeline: select one that has (e.g. dgmn-full)."
+                    if analysis is not None else "Load or pick an image first."}
+        try:
+            steps = sorted({s for n in names for s in page.timelines.steps(n)})
+        except InputError as exc:
+            return {info: f"⚠ {exc}"}
+        step = steps[min(max(int(index or 0), 0), len(steps) - 1)]
+        out = {p: None for r in rows for p in r}
+        clicked = page.clicked_on(analysis, last)
+        for row, name in zip(rows, names):
+            snap = page.timelines.analyse(analysis, name, step)
+            card = page.explorer.card(name)
+            shown = page.timelines.at(name, step)
+            out[row[2]] = viz.segmentation_figure(analysis.image, analysis.results[snap].prediction, card["classes"], card["palette"], 0.6,
+                                                  f"{name} at step {shown}: segmentation")
+            if clicked:
+                out[row[0]] = viz.answer_figure(analysis.image, f"{name} at step {shown}", page.timelines.answer(analysis, name, step, last.y, last.x), (last.y, last.x))
+                if name in last.models:
+                    out[row[1]] = viz.answer_figure(analysis.image, f"{name} (final)", last.models[name], (last.y, last.x))
+        out[stats] = viz.timeline_stats_figure({n: page.timelines.stats(n) for n in names}, step)
+        out[slider] = gr.update(maximum=len(steps) - 1, label=f"Training step: {step} (snapshot {steps.index(step) + 1} of {len(steps)})")
+        problems = [p for n in names for p in page.timelines.problems(n)]
+        out[info] = (f"Step **{step}**" + ("" if clicked else " — click a pixel to see its graph at each step") +
+                     ("".join(f"<br>⚠ {p}" for p in problems)))
+        return out
+
+    slider.release(on_slider, [page.analysis, page.models, page.last_click, slider], outputs, trigger_mode="always_last", api_visibility="private")
+    for event in page.click_events + page.analysis_events + page.reanalysis_events:
+        event.then(on_slider, [page.analysis, page.models, page.last_click, slider], outputs, api_visibility="private")
+    page.handlers["timeline"] = on_slider
+
+
 def attribution_section(page: Page) -> None:
     """Saliency / Integrated Gradients of the clicked pixel, per model, on request (with a time limit)."""
     with gr.Row():
@@ -488,6 +539,13 @@ def api_endpoints(page: Page) -> None:
         except InputError as exc:
             raise gr.Error(str(exc)) from None
 
+    def timeline(image_file: FileData, x: float, y: float, model: str) -> list[dict]:
+        """timeline(image file, x, y, model name) → per training snapshot {step, class, probabilities, layers}."""
+        try:
+            return endpoints.timeline(image_file, y, x, model)  # (x, y) → (y, x), once
+        except InputError as exc:
+            raise gr.Error(str(exc)) from None
+
     def what_if(image_file: FileData, x: float, y: float, model: str, edits: list[dict], scope: str) -> dict:
         """what_if(image file, x, y, model name, edits, scope "pixel" | "image") → {model, scope, edits, pixel,
         before, after, changed_pixels[, label_map, iou, graph]}; edits such as [{"op": "drop_rate", "rate": 1}]."""
@@ -499,7 +557,8 @@ def api_endpoints(page: Page) -> None:
     gr.api(inspect_xy, api_name="inspect_xy")
     gr.api(segment, api_name="segment")
     gr.api(what_if, api_name="what_if")
-    page.handlers.update(inspect_xy=inspect_xy, segment=segment, what_if_endpoint=what_if)
+    gr.api(timeline, api_name="timeline")
+    page.handlers.update(inspect_xy=inspect_xy, segment=segment, what_if_endpoint=what_if, timeline_endpoint=timeline)
 
 
 def in_memory_rows(explorer: Explorer) -> list[dict]:

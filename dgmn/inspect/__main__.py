@@ -4,7 +4,8 @@ page with the plotly figures (works offline).
 
 ``--what-if EDITS_JSON [--scope pixel|image]`` re-runs each model with the edits instead (see
 :mod:`dgmn.inspect.what_if`) and prints or writes the ``what_if`` endpoint's result (one model: the result;
-several: ``{model: result}``)."""
+several: ``{model: result}``). ``--timeline --html OUT`` writes the pixel's graph at every training snapshot
+of each model (one page, a plotly slider per model) and the statistics over training."""
 from __future__ import annotations
 
 import argparse
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from .explorer import Explorer, InputError
 from .label_maps import encode_label_map
+from .timeline_view import TimelineView
 from .what_if import EditError, what_if
 from .uploads import read_source
 
@@ -29,6 +31,7 @@ def main(argv=None) -> int:
     p.add_argument("--what-if", default=None, metavar="EDITS_JSON",
                    help='re-run with graph edits, e.g. \'[{"op": "drop_rate", "rate": 1}]\' (see the what_if endpoint)')
     p.add_argument("--scope", default="pixel", choices=["pixel", "image"], help="--what-if: at the pixel's footprint or the whole image")
+    p.add_argument("--timeline", action="store_true", help="write the pixel's graph at every training snapshot as one HTML page (--html)")
     args = p.parse_args(argv)
     try:
         y, x = (float(v) for v in args.pixel.split(","))
@@ -48,6 +51,10 @@ def main(argv=None) -> int:
         analysis.source_size = source_size
         ay, ax = analysis.from_source(y, x)
         answer = explorer.inspect(analysis, ay, ax, names)
+        if args.timeline:
+            if not args.html:
+                raise InputError("--timeline writes an HTML page: add --html OUT")
+            return write_timeline_page(explorer, analysis, names, ay, ax, args.html)
         if args.what_if is not None:
             results = {n: what_if(explorer, analysis, n, ay, ax, args.what_if, args.scope).to_json(
                 lambda lm, n=n: encode_label_map(lm, explorer.card(n))) for n in names}
@@ -78,6 +85,29 @@ def main(argv=None) -> int:
     if not args.json and not args.html:
         for n, e in answer.items():
             print(f"{n}: {e.class_name}")
+    return 0
+
+
+def write_timeline_page(explorer, analysis, names, y, x, path) -> int:
+    """One standalone HTML page: per model with a timeline, the pixel's graph at every snapshot (a plotly
+    slider) and the statistics over training."""
+    import html
+
+    from dgmn.viz import timeline_slider_figure, timeline_stats_figure
+
+    view = TimelineView(explorer)
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>DGMN training timeline</title></head><body style='font-family:sans-serif'>",
+             f"<h1>Training timeline at pixel (x={x:.0f}, y={y:.0f})</h1>"]
+    first = True
+    for name in names:
+        view.steps(name)  # InputError for a model without a timeline
+        frames = [(step, view.answer(analysis, name, step, y, x)) for step in view.steps(name)]
+        parts.append(f"<h2>{html.escape(name)}</h2>")
+        for fig in (timeline_slider_figure(analysis.image, frames, (y, x), name), timeline_stats_figure({name: view.stats(name)})):
+            parts.append(fig.to_html(full_html=False, include_plotlyjs="inline" if first else False, default_width="900px", default_height="560px"))
+            first = False
+    parts.append("</body></html>")
+    Path(path).write_text("\n".join(parts))
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from .explorer import Analysis, Explorer, InputError, LRUCache, image_id
 from .label_maps import encode_label_map
 from .uploads import read_source
+from .timeline_view import TimelineView
 from .what_if import what_if
 
 API_CACHE_ITEMS = 16  # analyses kept for the endpoints (a few MB each)
@@ -16,6 +17,7 @@ API_CACHE_ITEMS = 16  # analyses kept for the endpoints (a few MB each)
 class Endpoints:
     def __init__(self, explorer: Explorer, cache_items: int = API_CACHE_ITEMS):
         self.explorer = explorer
+        self.timelines = TimelineView(explorer)
         self.cache = LRUCache(cache_items)
 
     def analysis(self, image_file, models) -> tuple[Analysis, list[str]]:
@@ -48,6 +50,20 @@ class Endpoints:
         card = self.explorer.card(model)
         result = what_if(self.explorer, analysis, model, y, x, edits, scope)
         return result.to_json(lambda label_map: encode_label_map(label_map, card))
+
+    def timeline(self, image_file, y, x, model: str) -> list[dict]:
+        """``timeline``: per snapshot of ``model``'s training timeline {"step", "class", "probabilities", "layers"}
+        at pixel (y, x) of the image as given ("layers" as in ``inspect_xy``)."""
+        if not isinstance(model, str):
+            raise InputError(f"model must be one model name (a string), got {model!r}")
+        self.timelines.steps(model)  # refuses a model without a timeline before any analysis
+        analysis, _ = self.analysis(image_file, [model])
+        if x is None or y is None:
+            raise InputError("x and y are required: the pixel to inspect, in the image's own pixels")
+        y, x = analysis.from_source(float(y), float(x))
+        if not (0 <= y < analysis.image.shape[0] and 0 <= x < analysis.image.shape[1]):
+            raise InputError(f"the point (x={x:.0f}, y={y:.0f}) is outside the {analysis.image.shape[1]}×{analysis.image.shape[0]} image; click inside it")
+        return self.timelines.all_answers(analysis, model, y, x)
 
     def segment(self, image_file, models) -> dict:
         """``segment``: {model: {classes, palette, shape, png_base64, pixels}} (see :func:`encode_label_map`)."""

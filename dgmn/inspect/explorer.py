@@ -130,22 +130,23 @@ class Explorer:
     def available(self) -> list[str]:
         return self._registered + [n for n in list_checkpoints(self.checkpoint_dir) if n not in self._registered]
 
-    def add_model(self, name: str, model: torch.nn.Module, card: dict) -> None:
+    def add_model(self, name: str, model: torch.nn.Module, card: dict, listed: bool = True) -> None:
         """Offer an in-memory model under ``name``. ``card`` needs ``classes``, ``palette`` ((r, g, b) per
-        class) and ``normalization`` ({"mean": [3], "std": [3]}), as a checkpoint's model card does."""
+        class) and ``normalization`` ({"mean": [3], "std": [3]}), as a checkpoint's model card does.
+        ``listed=False``: usable by name but not offered in :meth:`available` (e.g. training snapshots)."""
         _check_name(name)
         missing = [k for k in ("classes", "palette", "normalization") if k not in card]
         if missing:
             raise ValueError(f"add_model({name!r}): the card lacks {', '.join(missing)}")
         with self._lock:
             self._models[name], self._cards[name] = model.eval(), dict(card, name=name)
-            if name not in self._registered:
+            if listed and name not in self._registered:
                 self._registered.append(name)
 
     def model(self, name: str) -> torch.nn.Module:
         _check_name(name, self.available())
         with self._lock:
-            if name not in self._models:
+            if name not in self._models or name not in self._cards:
                 if name not in self.available():
                     raise InputError(f"there is no model named {name!r}; choose one of: {', '.join(self.available()) or 'none available'}")
                 try:

@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from ..modules import DGMN, NonLocal2d, RateGraph
+from ..modules.graph_stats import collapsed_mask, node_positions, outside_mask
 from .coordinates import feature_to_image, image_to_feature, nearest_feature
 from .records import AttentionPeak, DGMNQuery, GraphNode, NonLocalQuery
 
@@ -200,8 +201,6 @@ class Inspector:
         rec = self.records[name]
         if not isinstance(rec, DGMNRecord):
             raise ValueError(f"Inspector.diagnostics: layer {name!r} is not a DGMN layer")
-        from ..ops import node_grid
-
         h, w = rec.feature_size
         K = rec.kernel_size**2
         rates, warnings = [], []
@@ -211,10 +210,9 @@ class Inspector:
             finite = torch.isfinite(length)
             if not finite.all():
                 warnings.append(f"rate {s} (dilation {g.dilation}): {int((~finite).sum())} walks are NaN or infinite")
-            pos = node_grid(g.offset[None], (g.dilation,), rec.kernel_size)[0]  # (K, h, w, 2)
-            outside = ~((pos[..., 0] > -1) & (pos[..., 0] < h) & (pos[..., 1] > -1) & (pos[..., 1] < w))
-            spread = (pos - pos.mean(0, keepdim=True)).norm(dim=-1).amax(0)  # (h, w)
-            collapsed = float((spread < 0.5).float().mean())
+            pos = node_positions(g.offset[None], g.dilation, rec.kernel_size)[0]  # (K, h, w, 2)
+            outside = outside_mask(pos, (h, w))
+            collapsed = float(collapsed_mask(pos[None]).float().mean())
             if collapsed > 0.5 and K > 1:
                 warnings.append(f"rate {s} (dilation {g.dilation}): walks collapsed at {collapsed:.0%} of pixels (all K nodes within 0.5 px)")
             vals = length[finite]

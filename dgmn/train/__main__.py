@@ -28,6 +28,9 @@ from ..data.stream import TrainStream
 from ..evaluate.metrics import ConfusionMatrix, evaluate_model
 from ..models import SegmenterConfig, build_segmenter, save_model
 from ..modules import count_macs
+from .timeline import TimelineWriter, timeline_steps
+
+VALIDATION_SEED = 2000  # ContextScenes seed of the validation split (seed selection and timelines); never the held-out one
 
 DEFAULTS = {
     "name": "model",
@@ -37,6 +40,7 @@ DEFAULTS = {
     "train": {
         "steps": 4000, "batch_size": 16, "optimizer": "adamw", "lr": 0.003, "momentum": 0.9, "weight_decay": 1e-4,
         "poly_power": 0.9, "seed": 0, "checkpoint_every": 500, "log_every": 20, "threads": 0, "workers": 1,
+        "timeline_steps": "log", "timeline_images": 32,
     },
 }
 
@@ -177,6 +181,10 @@ def train(cfg: dict, out: Path, resume: bool = False, command: str = "") -> dict
     state_path = out / "state.json"
     if resume and state_path.is_file():
         seconds = json.loads(state_path.read_text()).get("seconds", 0.0)
+    timeline = None
+    if rank == 0 and timeline_steps(t.get("timeline_steps"), t["steps"]) and not resume:
+        val = eval_split(cfg, seed=VALIDATION_SEED, images=int(t.get("timeline_images") or 32)) if cfg["data"]["dataset"] == "context-scenes" else eval_split(cfg)
+        timeline = TimelineWriter(out / f"{cfg['name']}.timeline", cfg["name"], timeline_steps(t.get("timeline_steps"), t["steps"]), val)
     t0 = time.perf_counter()
     net.train()
     batches = iter(loader)
@@ -187,8 +195,12 @@ def train(cfg: dict, out: Path, resume: bool = False, command: str = "") -> dict
             x = x.contiguous(memory_format=torch.channels_last)
         for g in opt.param_groups:
             g["lr"] = poly_lr(t["lr"], step, t["steps"], t["poly_power"])
+        if timeline is not None and timeline.wants(step):  # before this batch touches weights or BN statistics
+            timeline.snapshot(model, step, card_for(cfg, dataset, model, macs=False), device)
         logits = net(x)
         loss = F.cross_entropy(logits, y, ignore_index=IGNORE)
+        if timeline is not None:
+            timeline.add_loss(loss.item())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -206,6 +218,8 @@ def train(cfg: dict, out: Path, resume: bool = False, command: str = "") -> dict
                 state_path.write_text(json.dumps({"step": step, "seconds": elapsed}))
     bar.close()
     seconds += time.perf_counter() - t0
+    if timeline is not None and timeline.wants(step):
+        timeline.snapshot(model, step, card_for(cfg, dataset, model, macs=False), device)
     result = {}
     if rank == 0:
         split = eval_split(cfg)

@@ -10,9 +10,11 @@ from .nodes import RATE_COLOURS, moved_nodes_figure, nodes_figure
 from .probabilities import probability_figure
 from .report import report_html
 from .segmentation import disagreement_figure, segmentation_figure
+from .timeline import timeline_slider_figure, timeline_stats_figure
 
 __all__ = [
     "RATE_COLOURS", "answer_figure", "attention_figure", "attribution_figure", "cost_figure", "diagnostics_figure", "disagreement_figure", "layer_figure", "plain_figure",
-    "moved_nodes_figure", "nodes_figure", "probability_figure", "report_html", "segmentation_figure",
+    "moved_nodes_figure", "nodes_figure", "probability_figure", "report_html", "segmentation_figure", "timeline_slider_figure",
+    "timeline_stats_figure",
 ]
 
