@@ -5,9 +5,10 @@
 * click → rendered figures: the app's click handler (no model runs: inspection queries, node/attention
   figures, serialised to JSON).
 
-* what-if: "Apply at this pixel" (switch off rate #2) on an example scene and on the 512×1024 upload.
+* what-if: "Apply at this pixel" (switch off rate #2) on an example scene and on the 512×1024 upload;
+* training slider: moving between the timeline snapshots of the selected models (example scene).
 
-Targets: click ≤ 100 ms, upload ≤ 2 s, what-if ≤ 150 ms (example scene) and ≤ 600 ms (512×1024) (medians). Runs anywhere the package is installed (it builds
+Targets: click ≤ 100 ms, upload ≤ 2 s, what-if ≤ 150 ms (example scene) and ≤ 600 ms (512×1024), slider move ≤ 300 ms (medians). Runs anywhere the package is installed (it builds
 :mod:`dgmn.app`'s page over the shipped checkpoints).
 """
 from __future__ import annotations
@@ -61,12 +62,39 @@ def run(repeats: int = 5, quick: bool = False) -> list[dict]:
     rows.append(row("upload 512×1024 → all panels", upload_times, 2000))
     rows.append(row("click → rendered figures", click_times, 100))
     rows += what_if_rows(page, analysis, rng, quick)
+    rows += timeline_rows(page, rng, quick)
     return rows
 
 
 def row(interaction: str, times: list[float], target_ms: float) -> dict:
     return dict(interaction=interaction, models=len(MODELS), median_ms=statistics.median(times) * 1e3,
                 p95_ms=sorted(times)[round(0.95 * (len(times) - 1))] * 1e3, runs=len(times), target_ms=target_ms)
+
+
+def timeline_rows(page, rng, quick: bool) -> list[dict]:
+    """The Training tab's slider on an example scene: every snapshot once (analysed on first use), then moves
+    between cached snapshots (the target). No row when no selected model has a timeline."""
+    import gradio as gr
+
+    from ..inspect.examples import example_images
+
+    if not page.timelines.available(MODELS):
+        return []
+    analysis = page.handlers["analyse"](example_images(scenes=1)[0][0], MODELS)[page.analysis]
+    last = page.handlers["click"](analysis, MODELS, 0.6, True, None, None,
+                                  gr.SelectData(None, {"index": [128, 60], "value": None, "selected": True}))[page.last_click]
+    n = len({s for m in page.timelines.available(MODELS) for s in page.timelines.steps(m)})
+    first = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        _serialise(page.handlers["timeline"](analysis, MODELS, last, i))
+        first.append(time.perf_counter() - t0)
+    moves = []
+    for _ in range(10 if quick else 30):
+        t0 = time.perf_counter()
+        _serialise(page.handlers["timeline"](analysis, MODELS, last, int(rng.integers(0, n))))
+        moves.append(time.perf_counter() - t0)
+    return [row("training slider, first visit of each snapshot", first, 2000), row("training slider move (snapshots cached)", moves, 300)]
 
 
 def what_if_rows(page, large, rng, quick: bool) -> list[dict]:
