@@ -33,6 +33,8 @@ def build_page(explorer: Explorer, examples: ExampleSet | None = None, default_m
                         sections.link_events(page, demo)  # restoring a link analyses and clicks like the events above
                     with gr.Tab("What if…", id="what-if", elem_id="tab-what-if"):
                         sections.what_if_section(page)
+                    with gr.Tab("Where a class looks", id="class-flow"):
+                        sections.class_flow_section(page)
                     with gr.Tab("Training", id="training"):
                         sections.training_section(page)
                     with gr.Tab("Attribution", id="attribution"):

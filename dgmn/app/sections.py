@@ -21,6 +21,7 @@ from ..inspect.explorer import Explorer, InputError
 from ..inspect.export import write_inspection
 from ..inspect.model_cards import model_cards_markdown
 from ..inspect.rate_labels import RATE_LABELS, shown_rates
+from ..inspect.class_view import class_view, clicked_class_flows
 from ..inspect.context_cost import crossover, macs_by_size
 from ..inspect.domain_notes import out_of_domain_note
 from ..inspect.model_cards import describe_context
@@ -34,6 +35,7 @@ from ..inspect.what_if_form import describe, edits_from_form, iou_changes, node_
 
 SLOTS = 3  # models shown side by side
 FIRST_LAYER = "first context layer of each model"
+CLICKED_CLASS = "the clicked pixel's class"
 EXPLAINER = """
 **What am I looking at?** A segmentation model labels every pixel. To decide what a pixel is, a *context
 module* lets it collect information from other places. Click a pixel to see where each model looked.
@@ -372,6 +374,59 @@ def what_if_section(page: Page) -> None:
     page.handlers.update(what_if=on_apply, nodes=on_nodes)
 
 
+def class_flow_section(page: Page) -> None:
+    """Where does a class look? Per model: where the messages of all pixels of a class come from (heat map,
+    the class's own pixels outlined) and the share per source class (bars)."""
+    with gr.Row():
+        choice = gr.Dropdown([CLICKED_CLASS], value=CLICKED_CLASS, label="Class", elem_id="flow-class")
+        button = gr.Button("Show where it looks", variant="primary", elem_id="flow-button")
+    info = gr.Markdown(elem_id="flow-info")
+    with gr.Row():
+        heats = [gr.Plot(label=f"Model {i + 1}: where the class's messages come from", elem_id=f"flow-heat{i}") for i in range(SLOTS)]
+    with gr.Row():
+        bars = [gr.Plot(label=f"Model {i + 1}: share per source", elem_id=f"flow-bars{i}") for i in range(SLOTS)]
+
+    def on_flow(analysis, names, last, wanted):
+        if analysis is None:
+            return {info: "Load or pick an image first."}
+        out, lines = {p: None for p in heats + bars}, []
+        for i, name in enumerate(page.slots(names)):
+            if name is None or name not in analysis.results:
+                continue
+            cls = wanted
+            if wanted in (None, CLICKED_CLASS):
+                if not page.clicked_on(analysis, last) or name not in last.models:
+                    lines.append(f"{name}: click a pixel first (or pick a class)")
+                    continue
+                cls = last.models[name].truth if isinstance(last.models[name].truth, str) else last.models[name].class_name
+            try:
+                view = class_view(page.explorer, analysis, name, cls)
+            except InputError as exc:
+                lines.append(f"{name}: ⚠ {exc}")
+                continue
+            if view is None:
+                lines.append(f"{name}: no context module, so no messages to follow")
+                continue
+            palette = page.explorer.card(name)["palette"]
+            out[heats[i]] = viz.flow_heat_figure(analysis.image, view.heat, palette)
+            out[bars[i]] = viz.flow_bar_figure(view.flow, cls, palette)
+            lines.append(f"{name}: **{cls}** ({view.labels} labels)")
+        out[info] = " · ".join(lines)
+        return out
+
+    def on_classes(analysis, names):
+        classes = []
+        for name in page.slots(names):
+            if name is not None:
+                classes += [c for c in page.explorer.card(name)["classes"] if c not in classes]
+        return {choice: gr.update(choices=[CLICKED_CLASS] + classes, value=CLICKED_CLASS)}
+
+    button.click(on_flow, [page.analysis, page.models, page.last_click, choice], [info, *heats, *bars], api_visibility="private")
+    for event in page.analysis_events + page.reanalysis_events:
+        event.then(on_classes, [page.analysis, page.models], [choice], api_visibility="private")
+    page.handlers.update(flow=on_flow, flow_classes=on_classes)
+
+
 def training_section(page: Page) -> None:
     """A slider over the training snapshots of the models that have a timeline: the clicked pixel's graph and
     the segmentation at that step beside the final model's, and the walk statistics over training."""
@@ -512,7 +567,12 @@ def export_section(page: Page) -> None:
             return {page.status: "Click a pixel first; the export holds what you clicked.", files: None}
         preds = {n: analysis.results[n].prediction for n in last.models}
         cards = {n: page.explorer.card(n) for n in last.models}
-        paths = write_inspection(last, viz.report_html(analysis.image, last, (last.y, last.x), preds, cards))
+        flows = clicked_class_flows(page.explorer, analysis, last)
+        html = viz.report_html(analysis.image, last, (last.y, last.x), preds, cards)
+        figures = "".join(viz.flow_bar_figure(analysis.derived[("class_view", n, f["class"])].flow, f["class"], cards[n]["palette"])
+                          .to_html(full_html=False, include_plotlyjs=False, default_width="640px", default_height="360px") for n, f in flows.items())
+        html = html.replace("<h2>Inspection (JSON)</h2>", "<h2>Where the clicked pixel's class looks</h2>" + figures + "<h2>Inspection (JSON)</h2>", 1)
+        paths = write_inspection(last, html, extra={"context_flow": flows})
         return {page.status: "Exported. For a PNG of any panel, use the camera icon in the panel's toolbar.", files: paths}
 
     button.click(on_export, [page.analysis, page.models, page.last_click], [page.status, files], api_visibility="private")

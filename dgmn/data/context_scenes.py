@@ -47,6 +47,8 @@ PALETTE = (
     (213, 94, 0),  # boat: vermillion
 )
 AMBIGUOUS_PAIRS = (("house", "boathouse"), ("car", "boat"))
+# The surface that decides each class of an ambiguous pair: where a context module must look to tell them apart.
+DECIDING_SURFACE = {"house": "road", "boathouse": "water", "car": "road", "boat": "water"}
 SKY, WATER, GRASS, ROAD, HOUSE, BOATHOUSE, CAR, BOAT = range(8)
 # Per-channel mean and std of the generated images (measured on 2000 training scenes, seed 0).
 MEAN = (0.47, 0.53, 0.46)
@@ -138,6 +140,7 @@ class ContextScenes(torch.utils.data.Dataset):
     classes = CLASSES
     palette = PALETTE
     mean, std = MEAN, STD
+    ambiguous_pairs, deciding_surface = AMBIGUOUS_PAIRS, DECIDING_SURFACE
 
     def __init__(self, seed: int = 0, length: int = 1000, size=128, normalize: bool = True):
         self.seed, self.length = int(seed), int(length)

@@ -38,11 +38,14 @@ class ConfusionMatrix:
 
 
 @torch.no_grad()
-def evaluate_model(model: torch.nn.Module, dataset, batch_size: int = 16, device="cpu", progress: bool = False) -> dict:
+def evaluate_model(model: torch.nn.Module, dataset, batch_size: int = 16, device="cpu", progress: bool = False,
+                   on_batch=None) -> dict:
     """mIoU, per-class IoU, pixel accuracy and confusion matrix of ``model`` on ``dataset``.
 
     For ContextScenes the same figures are also reported on mixed scenes only (a house over road and a
     boathouse over water in one image), plus the mean IoU of every ambiguous pair.
+    ``on_batch(images (B, 3, H, W), labels (B, H, W), logits (B, classes, H, W))``, if given, is called right
+    after every forward (e.g. to read what hooks recorded during it).
     """
     from ..data.context_scenes import AMBIGUOUS_PAIRS, ContextScenes
 
@@ -64,7 +67,10 @@ def evaluate_model(model: torch.nn.Module, dataset, batch_size: int = 16, device
         y = torch.stack([b[1] for b in batch])
         if x.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
-        pred = model(x).argmax(1).cpu()
+        logits = model(x)
+        if on_batch is not None:
+            on_batch(x, y, logits)
+        pred = logits.argmax(1).cpu()
         total.update(pred, y)
         for j, b in enumerate(batch):
             if b[2]:

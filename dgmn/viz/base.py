@@ -1,4 +1,9 @@
-"""Shared pieces of the figures: the image as a background, the clicked pixel, the layout."""
+"""Shared pieces of the figures: the image as a background, the clicked pixel, the layout, and :func:`text`.
+
+Every string a figure shows that came from outside this package (class and model names from model cards and
+checkpoint folders, titles the app builds from them) goes through :func:`text`: plotly renders a subset of
+HTML in titles, legend names, axis labels, hover text and annotations, and fills ``%{...}`` in hover
+templates, so a class named ``<img src=x onerror=alert(1)>`` must arrive as entities to be shown as written."""
 from __future__ import annotations
 
 import base64
@@ -12,6 +17,15 @@ from ..inspect.coordinates import feature_cells
 
 
 _URI_CACHE: "OrderedDict[str, str]" = OrderedDict()
+_ENTITIES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def text(value) -> str:
+    """``value`` as plain text for plotly (and for HTML body text): ``&``, ``<``, ``>`` and the ``%`` of ``%{``
+    become entities, which plotly.js draws as the characters themselves, so nothing in it forms a tag, a link
+    or a hover-template field. Apply it once, to each outside string, where a figure (or report) takes it; add
+    markup after."""
+    return str(value).translate(_ENTITIES).replace("%{", "&#37;{")
 
 
 def png_data_uri(image: np.ndarray) -> str:
@@ -45,7 +59,7 @@ def image_figure(image: np.ndarray, title: str = "") -> go.Figure:
     fig = go.Figure(go.Image(source=png_data_uri(image), hoverinfo="skip"))
     H, W = image.shape[:2]
     fig.update_layout(
-        title=dict(text=title, font=dict(size=14)), margin=dict(l=4, r=4, t=32 if title else 4, b=4),
+        title=dict(text=text(title), font=dict(size=14)), margin=dict(l=4, r=4, t=32 if title else 4, b=4),
         xaxis=dict(visible=False, range=[-0.5, W - 0.5]), yaxis=dict(visible=False, range=[H - 0.5, -0.5], scaleanchor="x"),
         plot_bgcolor="white", legend=dict(orientation="h", yanchor="top", y=-0.02, x=0),
     )
@@ -53,7 +67,7 @@ def image_figure(image: np.ndarray, title: str = "") -> go.Figure:
 
 
 def mark_pixel(fig: go.Figure, y: float, x: float, name: str = "clicked pixel") -> go.Figure:
-    fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers", name=name,
+    fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers", name=text(name),
                              marker=dict(symbol="x-thin", size=16, line=dict(width=3, color="white")), hoverinfo="skip"))
     fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers", showlegend=False,
                              marker=dict(symbol="x-thin", size=12, line=dict(width=2, color="black")),
@@ -66,16 +80,18 @@ def heat_overlay(fig: go.Figure, values: np.ndarray, image_size, opacity: float,
     puts feature position (i, j)."""
     cells = feature_cells(values.shape, image_size)
     fig.add_trace(go.Heatmap(z=values, x0=cells["x0"], dx=cells["dx"], y0=cells["y0"], dy=cells["dy"], opacity=opacity,
-                             colorscale=colorscale, showscale=True, name=name, colorbar=dict(thickness=10, len=0.8),
-                             hovertemplate=name + " %{z:.3g}<extra></extra>"))
+                             colorscale=colorscale, showscale=True, name=text(name), colorbar=dict(thickness=10, len=0.8),
+                             hovertemplate=text(name) + " %{z:.3g}<extra></extra>"))
     return fig
 
 
-def hover_grid(fig: go.Figure, labels: np.ndarray, text: np.ndarray, max_side: int = 96) -> go.Figure:
-    """An invisible coarse heatmap that names what is under the cursor (``text``: (H, W) strings)."""
+def hover_grid(fig: go.Figure, labels: np.ndarray, names: np.ndarray, max_side: int = 96) -> go.Figure:
+    """An invisible coarse heatmap that names what is under the cursor (``names``: (H, W) strings, shown as text)."""
     H, W = labels.shape
     step = max(1, int(np.ceil(max(H, W) / max_side)))
-    sub = text[step // 2 :: step, step // 2 :: step]
+    sub = np.asarray(names)[step // 2 :: step, step // 2 :: step]
+    unique, index = np.unique(sub, return_inverse=True)
+    sub = np.array([text(v) for v in unique], dtype=object)[index].reshape(sub.shape)
     fig.add_trace(go.Heatmap(z=np.zeros(sub.shape), x0=step // 2, dx=step, y0=step // 2, dy=step, opacity=0,
                              showscale=False, text=sub, hovertemplate="%{text}<extra></extra>", name="hover"))
     return fig

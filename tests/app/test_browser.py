@@ -60,6 +60,11 @@ def test_upload_click_and_panels_change(tmp_path):
             sync_api.expect(summary).to_contain_text("dgmn-full:", timeout=60_000)
             assert summary.inner_text() != before_what_if and "fcn-nonlocal: skipped" in summary.inner_text()
             sync_api.expect(page.locator("#wi-bars0")).to_contain_text("before → after", timeout=30_000)
+            # where the clicked pixel's class (a boathouse) draws its messages from, per model
+            page.get_by_role("tab", name="Where a class looks").click()
+            page.locator("#flow-button").click()
+            sync_api.expect(page.locator("#flow-info")).to_contain_text("dgmn-full: boathouse", timeout=60_000)
+            sync_api.expect(page.locator("#flow-bars0")).to_contain_text("share of its messages per source", timeout=30_000)
             page.get_by_role("tab", name="Graph").click()
             # what each model is, from the cards, one click away
             page.get_by_text("The models: what each one is and how it scored").click()

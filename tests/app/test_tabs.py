@@ -88,3 +88,26 @@ def test_cost_panel(page):
     fig = next(v for v in out.values() if isinstance(v, go.Figure))
     assert {t.name for t in fig.data} == {"dgmn-full", "fcn-nonlocal"}  # fcn has no context module
     assert "has a context module" in page.handlers["cost"](["fcn"])[page.status]
+
+
+def test_where_a_class_looks(page):
+    analysis, click = clicked(page)
+    last = click[page.last_click]
+    out = page.handlers["flow"](analysis, NAMES, last, "the clicked pixel's class")
+    info = next(v for k, v in out.items() if getattr(k, "elem_id", None) == "flow-info")
+    assert "truth labels" in info and "fcn: no context module" in info
+    heats, bars = plots(out, "flow-heat"), plots(out, "flow-bars")
+    assert isinstance(heats[0], go.Figure) and isinstance(bars[1], go.Figure) and heats[2] is None
+    out = page.handlers["flow"](analysis, NAMES, last, "boathouse")
+    assert "**boathouse**" in next(v for k, v in out.items() if getattr(k, "elem_id", None) == "flow-info")
+    assert ("class_view", "dgmn-full", "boathouse") in analysis.derived  # cached with the analysis
+    choices = list(page.handlers["flow_classes"](analysis, NAMES).values())[0]["choices"]
+    assert "boathouse" in choices or ("boathouse", "boathouse") in choices
+    # the export carries the flow row of the clicked pixel's class
+    files = next(v for v in page.handlers["export"](analysis, NAMES, last).values() if isinstance(v, list))
+    import json
+
+    doc = json.loads(open(files[0]).read())
+    row = doc["context_flow"]["dgmn-full"]["row"]
+    assert abs(sum(row.values()) - 1) < 1e-6 and "fcn" not in doc["context_flow"]
+    assert "Where the clicked pixel's class looks" in open(files[1]).read()
