@@ -13,6 +13,18 @@ DEFAULT_MODELS = ("dgmn-full", "fcn-nonlocal", "fcn")
 ATTRIBUTION_TIME_LIMIT_S = 60  # Integrated Gradients stops (with a message) when a request runs longer
 
 
+# the tabs after "Graph", in order: (label, id, the section that fills it)
+TABS = (
+    ("What if…", "what-if", sections.what_if_section),
+    ("Where a class looks", "class-flow", sections.class_flow_section),
+    ("Training", "training", sections.training_section),
+    ("Attribution", "attribution", sections.attribution_section),
+    ("Diagnostics", "diagnostics", sections.diagnostics_section),
+    ("Cost", "cost", sections.cost_section),
+    ("Export", "export", sections.export_section),
+)
+
+
 def build_page(explorer: Explorer, examples: ExampleSet | None = None, default_models=None,
                attribution_time_limit: float = ATTRIBUTION_TIME_LIMIT_S) -> tuple[gr.Blocks, Page]:
     """The app and its :class:`Page` (whose ``handlers`` tests call directly)."""
@@ -31,20 +43,9 @@ def build_page(explorer: Explorer, examples: ExampleSet | None = None, default_m
                         sections.graph_section(page)
                         sections.segmentation_section(page)
                         sections.link_events(page, demo)  # restoring a link analyses and clicks like the events above
-                    with gr.Tab("What if…", id="what-if", elem_id="tab-what-if"):
-                        sections.what_if_section(page)
-                    with gr.Tab("Where a class looks", id="class-flow"):
-                        sections.class_flow_section(page)
-                    with gr.Tab("Training", id="training"):
-                        sections.training_section(page)
-                    with gr.Tab("Attribution", id="attribution"):
-                        sections.attribution_section(page)
-                    with gr.Tab("Diagnostics", id="diagnostics"):
-                        sections.diagnostics_section(page)
-                    with gr.Tab("Cost", id="cost"):
-                        sections.cost_section(page)
-                    with gr.Tab("Export", id="export"):
-                        sections.export_section(page)
+                    for label, tab_id, section in TABS:
+                        with gr.Tab(label, id=tab_id):
+                            section(page)
         sections.api_endpoints(page)
     return demo, page
 
