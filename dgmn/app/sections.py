@@ -24,6 +24,7 @@ from ..inspect.rate_labels import RATE_LABELS, shown_rates
 from ..inspect.class_view import class_view, clicked_class_flows
 from ..inspect.context_cost import crossover, macs_by_size
 from ..inspect.domain_notes import out_of_domain_note
+from ..inspect.markdown_text import markdown_text as md
 from ..inspect.model_cards import describe_context
 from ..inspect.records import DGMNQuery
 from ..inspect.scenes import mixed_scene
@@ -204,7 +205,7 @@ def segmentation_section(page: Page) -> None:
             out[dis[i]] = (viz.disagreement_figure(analysis.image, pred, analysis.truth, card["classes"], f"{name}: errors vs ground truth")
                            if name and analysis.truth is not None else None)
             note = out_of_domain_note(name, card, analysis.truth is not None) if name else None
-            lines += [f"ⓘ {note}"] if note else []
+            lines += [f"ⓘ {note}"] if note else []  # Markdown, the name escaped
         out[notes] = "\n\n".join(lines)
         return out
 
@@ -328,16 +329,16 @@ def what_if_section(page: Page) -> None:
             if name is None or name not in analysis.results:
                 continue
             kept, notes = applicable_edits(page.explorer, name, edits, analysis.image.shape[:2])
-            lines += notes
+            lines += [md(n) for n in notes]
             if not kept:
                 continue
             try:
                 r = what_if(page.explorer, analysis, name, last.y, last.x, kept, scope)
             except (EditError, InputError) as exc:
-                lines.append(f"{name}: ⚠ {exc}")
+                lines.append(f"{md(name)}: ⚠ {md(exc)}")
                 continue
             card = page.explorer.card(name)
-            lines.append("**" + describe(r) + "**" + (f"<br>{iou_changes(r)}" if r.iou else ""))
+            lines.append("**" + md(describe(r)) + "**" + (f"<br>{md(iou_changes(r))}" if r.iou else ""))
             out[bars[i]] = viz.probability_figure(r.before.probabilities, r.after.probabilities, title=f"{name}: before → after",
                                                   palette=card["palette"], classes=card["classes"])
             if r.label_map is not None:
@@ -396,21 +397,21 @@ def class_flow_section(page: Page) -> None:
             cls = wanted
             if wanted in (None, CLICKED_CLASS):
                 if not page.clicked_on(analysis, last) or name not in last.models:
-                    lines.append(f"{name}: click a pixel first (or pick a class)")
+                    lines.append(f"{md(name)}: click a pixel first (or pick a class)")
                     continue
                 cls = last.models[name].truth if isinstance(last.models[name].truth, str) else last.models[name].class_name
             try:
                 view = class_view(page.explorer, analysis, name, cls)
             except InputError as exc:
-                lines.append(f"{name}: ⚠ {exc}")
+                lines.append(f"{md(name)}: ⚠ {md(exc)}")
                 continue
             if view is None:
-                lines.append(f"{name}: no context module, so no messages to follow")
+                lines.append(f"{md(name)}: no context module, so no messages to follow")
                 continue
             palette = page.explorer.card(name)["palette"]
             out[heats[i]] = viz.flow_heat_figure(analysis.image, view.heat, palette)
             out[bars[i]] = viz.flow_bar_figure(view.flow, cls, palette)
-            lines.append(f"{name}: **{cls}** ({view.labels} labels)")
+            lines.append(f"{md(name)}: **{md(cls)}** ({view.labels} labels)")
         out[info] = " · ".join(lines)
         return out
 
@@ -449,7 +450,7 @@ def training_section(page: Page) -> None:
         try:
             steps = sorted({s for n in names for s in page.timelines.steps(n)})
         except InputError as exc:
-            return {info: f"⚠ {exc}"}
+            return {info: f"⚠ {md(exc)}"}
         step = steps[min(max(int(index or 0), 0), len(steps) - 1)]
         out = {p: None for r in rows for p in r}
         clicked = page.clicked_on(analysis, last)
@@ -467,7 +468,7 @@ def training_section(page: Page) -> None:
         out[slider] = gr.update(maximum=len(steps) - 1, label=f"Training step: {step} (snapshot {steps.index(step) + 1} of {len(steps)})")
         problems = [p for n in names for p in page.timelines.problems(n)]
         out[info] = (f"Step **{step}**" + ("" if clicked else " — click a pixel to see its graph at each step") +
-                     ("".join(f"<br>⚠ {p}" for p in problems)))
+                     ("".join(f"<br>⚠ {md(p)}" for p in problems)))
         return out
 
     slider.release(on_slider, [page.analysis, page.models, page.last_click, slider], outputs, trigger_mode="always_last", api_visibility="private")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -48,15 +50,67 @@ class ModelResult:
         return [ln for ln in self.layers if isinstance(self.inspector.records.get(ln), DGMNRecord)]
 
 
+class ModelResults(dict):
+    """{model name: :class:`ModelResult`} of one analysis, whose results may have been *shed* to keep the server
+    within its memory budget (:class:`SessionBudget`): a shed model still counts as analysed (``in``, iteration)
+    and is run again, transparently, the next time its result is read (``[]``, ``get``, ``values``, ``items``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.shed: list[str] = []  # models whose results were dropped; rebuilt by ``restore`` on first use
+        self.restore = None  # name → ModelResult (set by Explorer.analyse)
+
+    def __contains__(self, name) -> bool:
+        return dict.__contains__(self, name) or name in self.shed
+
+    def __missing__(self, name):
+        if name not in self.shed or self.restore is None:
+            raise KeyError(name)
+        result = self.restore(name)
+        dict.__setitem__(self, name, result)
+        if name in self.shed:
+            self.shed.remove(name)
+        return result
+
+    def __iter__(self):
+        return iter([*dict.keys(self), *self.shed])
+
+    def __len__(self) -> int:
+        return dict.__len__(self) + len(self.shed)
+
+    def keys(self):
+        return list(self)
+
+    def get(self, name, default=None):
+        return self[name] if name in self else default
+
+    def values(self):
+        return [self[n] for n in list(self)]
+
+    def items(self):
+        return [(n, self[n]) for n in list(self)]
+
+    def held(self) -> list[ModelResult]:
+        """The results in memory now (shed ones are not run again)."""
+        return list(dict.values(self))
+
+    def drop(self) -> None:
+        """Shed every result (they are rebuilt on next use)."""
+        names = list(dict.keys(self))
+        dict.clear(self)
+        self.shed += [n for n in names if n not in self.shed]
+
+
 @dataclass
 class Analysis:
     image: np.ndarray  # (H, W, 3) uint8, as analysed
     image_id: str  # content hash: answers are tied to the image they were computed on
     truth: np.ndarray | None
-    results: dict[str, ModelResult] = field(default_factory=dict)
+    results: ModelResults = field(default_factory=ModelResults)
     notice: str = ""
     source_size: tuple[int, int] | None = None  # (H, W) of the image as given, before any downscaling
     derived: dict = field(default_factory=dict)  # results computed from this analysis, kept with it (e.g. class flows)
+    key: int = field(default_factory=lambda: next(_ANALYSIS_KEYS))  # this analysis object, for SessionBudget
 
     def from_source(self, y: float, x: float) -> tuple[float, float]:
         """Map a pixel (y, x) of the given image to the analysed (possibly downscaled) image's pixels."""
@@ -73,14 +127,61 @@ class Analysis:
         """Bytes this analysis holds: the image (H, W, 3) uint8 and the truth, and per model the prediction (H, W)
         uint8, the logits (K, H, W) float32 and the Inspector's records (per DGMN layer and rate: walks, affinities,
         filters and weights at feature resolution; per Non-local layer: θ and φ), and the results derived from it
-        (``derived``). Tensors count their whole storage (a slice keeps it all), shared storage once. For a
-        1024×1024 image and the three default shipped models this is about 126 MB (234 MB with all six); for a
-        128×256 scene about 4 MB."""
+        (``derived``). Tensors count their whole storage (a slice keeps it all), shared storage once; shed
+        results count nothing. For a 1024×1024 image and the three default shipped models this is about 126 MB
+        (234 MB with all six); for a 128×256 scene about 4 MB."""
         seen: set = set()
         total = nbytes(self.image, seen) + nbytes(self.truth, seen) + nbytes(self.derived, seen)
-        for r in self.results.values():
+        for r in self.results.held():
             total += nbytes(r.prediction, seen) + nbytes(r.logits, seen) + nbytes(r.inspector.records, seen)
         return total
+
+    def shed(self) -> None:
+        """Drop what can be computed again (the models' results and everything derived), keeping the image and
+        its truth: the analysis stays usable and runs its models again on first use."""
+        self.results.drop()
+        self.derived.clear()
+
+
+_ANALYSIS_KEYS = itertools.count()
+MEMORY_ENV = "DGMN_MEMORY_MB"
+MEMORY_MB = 1024  # every analysis of the server together (sessions and API calls), at most this many MB
+
+
+def budget_mb(value, env: str, default: float) -> float:
+    """A memory budget in MB: ``value``, else ``$env``, else ``default``. ValueError naming ``env`` for anything
+    but a finite number ≥ 0."""
+    raw = value if value is not None else os.environ.get(env) or default
+    try:
+        mb = float(raw)
+    except (TypeError, ValueError):
+        mb = float("nan")
+    if not 0 <= mb < float("inf"):
+        raise ValueError(f"{env} (a memory budget, in MB) must be a number ≥ 0, got {raw!r}; e.g. {env}={default}")
+    return mb
+
+
+class SessionBudget:
+    """Every analysis the explorer made, bounded together by bytes: the least recently used are *shed*
+    (:meth:`Analysis.shed`) when the total passes ``max_mb``, so however many sessions and API calls hold
+    analyses, their results stay within the budget (each is rebuilt, transparently, when used again).
+    An analysis larger than the whole budget is kept while it is the one in use."""
+
+    def __init__(self, max_mb: float):
+        self.max_mb = max_mb
+        self._cache = LRUCache(max_items=2**31, max_bytes=int(max_mb * 2**20), size=Analysis.nbytes,
+                               on_evict=lambda key, analysis: analysis.shed(), keep_last=True)
+
+    def touch(self, analysis: "Analysis") -> None:
+        """``analysis`` was just used (or grew): measure it again and make it the most recently used."""
+        self._cache.put(analysis.key, analysis)
+
+    @property
+    def nbytes(self) -> int:
+        return self._cache.nbytes
+
+    def __len__(self) -> int:
+        return len(self._cache)
 
 
 def image_id(image: np.ndarray) -> str:
@@ -122,7 +223,7 @@ class Explorer:
     """Models by name (checkpoints loaded on first use, plus models registered in memory with
     :meth:`add_model`) and analyses of images with any subset of them."""
 
-    def __init__(self, checkpoint_dir: str | Path | None = None, device: str = "cpu"):
+    def __init__(self, checkpoint_dir: str | Path | None = None, device: str = "cpu", memory_mb: float | None = None):
         from ..models import default_checkpoint_dir
 
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else default_checkpoint_dir()
@@ -131,6 +232,7 @@ class Explorer:
         self._cards: dict[str, dict] = {}
         self._registered: list[str] = []  # in-memory models, listed before the checkpoints
         self._lock = threading.RLock()
+        self.budget = SessionBudget(budget_mb(memory_mb, MEMORY_ENV, MEMORY_MB))  # every analysis made, together
 
     @property
     def lock(self) -> threading.RLock:
@@ -188,20 +290,32 @@ class Explorer:
         iid = image_id(image)
         if analysis is None or analysis.image_id != iid:
             analysis = Analysis(image, iid, truth)
+        analysis.results.restore = lambda name, a=analysis: self._restore(a, name)
         for name in names:
-            if name in analysis.results:
-                continue
-            model, card = self.model(name), self.card(name)
-            with self._lock:  # one forward at a time per model object: hooks record into its inspector
-                ins = Inspector(model)
-                try:
-                    logits = ins.run(self.to_tensor(image, card))
-                finally:
-                    ins.close()
-            _check_logits(name, logits, image.shape[:2], len(card["classes"]))
-            analysis.results[name] = ModelResult(logits[0].argmax(0).cpu().numpy().astype(np.uint8), ins, list(ins.records),
-                                                 logits[0].float().cpu().numpy())
+            if name not in analysis.results:
+                analysis.results[name] = self._run(name, image)
+        self.budget.touch(analysis)
         return analysis
+
+    def _run(self, name: str, image: np.ndarray) -> ModelResult:
+        """Model ``name`` on ``image`` (prepared): its prediction, logits and Inspector records."""
+        model, card = self.model(name), self.card(name)
+        with self._lock:  # one forward at a time per model object: hooks record into its inspector
+            ins = Inspector(model)
+            try:
+                logits = ins.run(self.to_tensor(image, card))
+            finally:
+                ins.close()
+        _check_logits(name, logits, image.shape[:2], len(card["classes"]))
+        return ModelResult(logits[0].argmax(0).cpu().numpy().astype(np.uint8), ins, list(ins.records),
+                           logits[0].float().cpu().numpy())
+
+    def _restore(self, analysis: Analysis, name: str) -> ModelResult:
+        """A shed result of ``analysis`` run again (the same model on the same image: the same result)."""
+        result = self._run(name, analysis.image)
+        dict.__setitem__(analysis.results, name, result)
+        self.budget.touch(analysis)
+        return result
 
     def inspect(self, analysis: Analysis, y: float, x: float, names: list[str], layer: str | None = None) -> Inspection:
         """Per model: the class predicted at image pixel (y, x) and what every (or the chosen) context layer did there."""
@@ -209,6 +323,7 @@ class Explorer:
         if not (0 <= x < W and 0 <= y < H):
             raise InputError(f"the point (x={x:.0f}, y={y:.0f}) is outside the {W}×{H} image; click inside it")
         out = Inspection(y=y, x=x, image_id=analysis.image_id)
+        self.budget.touch(analysis)
         for name in names:
             if name not in analysis.results:
                 raise InputError(f"model {name!r} has not analysed this image; select it and run the analysis again")
@@ -248,13 +363,15 @@ class LRUCache:
 
     ``max_bytes`` with ``size`` (a function value → bytes, e.g. :meth:`Analysis.nbytes`): after each
     :meth:`put` the least recently used entries are evicted until the sizes (measured when each was put) sum
-    to at most ``max_bytes`` — the entry just put too, if it alone is larger, so the bound always holds.
-    Put an entry again after it grows (a cached analysis that ran more models) to re-measure it."""
+    to at most ``max_bytes`` — the entry just put too, if it alone is larger, so the bound always holds
+    (unless ``keep_last``: the entry just put stays). Put an entry again after it grows (a cached analysis that
+    ran more models) to re-measure it. ``on_evict(key, value)`` is called for each evicted entry."""
 
-    def __init__(self, max_items: int = 4, max_bytes: int | None = None, size=None):
+    def __init__(self, max_items: int = 4, max_bytes: int | None = None, size=None, on_evict=None, keep_last: bool = False):
         if max_bytes is not None and size is None:
             raise ValueError("LRUCache: a byte budget (max_bytes) needs size, a function value → bytes")
         self.max_items, self.max_bytes, self.size = max_items, max_bytes, size
+        self.on_evict, self.keep_last = on_evict, keep_last
         self._d: OrderedDict = OrderedDict()  # key → (value, bytes)
         self._bytes = 0
         self._lock = threading.Lock()
@@ -273,9 +390,16 @@ class LRUCache:
                 self._bytes -= self._d.pop(key)[1]
             self._d[key] = (value, nbytes)
             self._bytes += nbytes
-            while self._d and (len(self._d) > self.max_items
-                               or (self.max_bytes is not None and self._bytes > self.max_bytes)):
-                self._bytes -= self._d.popitem(last=False)[1][1]
+            evicted = []
+            while len(self._d) > (1 if self.keep_last else 0) and (
+                    len(self._d) > self.max_items or (self.max_bytes is not None and self._bytes > self.max_bytes)):
+                old_key, (old, old_bytes) = self._d.popitem(last=False)
+                self._bytes -= old_bytes
+                evicted.append((old_key, old))
+        if self.on_evict is not None:
+            for old_key, old in evicted:
+                if old is not value:
+                    self.on_evict(old_key, old)
 
     @property
     def nbytes(self) -> int:

@@ -1,20 +1,26 @@
 """What each checkpoint in a folder is and how well it scored, read from the model cards alone.
 
-``model_summaries(directory)`` returns one row per checkpoint (no tensors are loaded):
+``model_summaries(directory)`` returns one row per checkpoint (no tensor data is loaded: each card is checked,
+and its architecture compared with the tensor file's header, by :func:`dgmn.models.checkpoint.check_checkpoint`):
 
     {"name", "context" (a readable description of the context module), "miou", "house/boathouse",
      "seeds" ("mean ± std over n seeds" or None), "params", "macs", "macs_input" (the input shape the MACs
-     were counted at), "problem" (None, or why the card is unusable)}
+     were counted at), "problem" (None, or why the checkpoint cannot be loaded), "problem_with" ("card": the
+     card itself is unusable; "tensors": the card disagrees with its tensor file)}
 
-``model_cards_markdown(directory)`` renders them as a Markdown table. Figures a card does not hold
-(a user's own checkpoint without metrics) show as "—"; an unreadable card becomes a row saying why.
+``model_cards_markdown(directory)`` renders them as a Markdown table. Figures a card does not hold, or holds
+as something other than a finite number (a user's own checkpoint without metrics), show as "—"; a checkpoint
+that cannot be loaded becomes a row saying why. Every string in the table is shown as text (:func:`~dgmn.inspect.markdown_text.markdown_text`,
+:func:`~dgmn.inspect.markdown_text.markdown_code`): a card, or a file name, cannot add markup, links or formulas to the page.
 """
 from __future__ import annotations
 
 import inspect
+import math
 from pathlib import Path
 
-from ..models.checkpoint import CheckpointError, default_checkpoint_dir, list_checkpoints, read_card
+from .markdown_text import markdown_code as code, markdown_text as cell
+from ..models.checkpoint import CheckpointError, check_checkpoint, default_checkpoint_dir, list_checkpoints, read_card
 from ..modules import DGMN
 
 _DGMN_DEFAULTS = {k: p.default for k, p in inspect.signature(DGMN).parameters.items() if p.default is not p.empty}
@@ -41,27 +47,45 @@ def model_summaries(directory: str | Path | None = None) -> list[dict]:
     rows = []
     for name in list_checkpoints(d):
         row = {"name": name, "context": None, "miou": None, "house/boathouse": None, "seeds": None,
-               "params": None, "macs": None, "macs_input": None, "problem": None}
+               "params": None, "macs": None, "macs_input": None, "problem": None, "problem_with": None}
+        rows.append(row)
         try:
             card = read_card(d / f"{name}.json")
         except CheckpointError as exc:
-            row["problem"] = str(exc)
-            rows.append(row)
+            row.update(problem=str(exc), problem_with="card")
             continue
-        metrics = card.get("metrics") or {}
-        sel = card.get("seed_selection") or {}
+        try:
+            check_checkpoint(name, d)
+        except CheckpointError as exc:
+            row.update(problem=str(exc), problem_with="tensors")
+            continue
+        metrics = _object(card.get("metrics"))
+        sel = _object(card.get("seed_selection"))
         row.update(
             context=describe_context(card["architecture"]),
-            miou=metrics.get("miou"),
-            params=card.get("params"),
-            macs=card.get("macs"),
-            macs_input=card.get("macs_input"),
+            miou=_number(metrics.get("miou")),
+            params=_number(card.get("params")),
+            macs=_number(card.get("macs")),
+            macs_input=card.get("macs_input") if _shape(card.get("macs_input")) else None,
         )
-        row["house/boathouse"] = (metrics.get("pairs") or {}).get("house/boathouse")
-        if sel.get("runs"):
-            row["seeds"] = f"{sel['heldout_miou_mean']:.2f} ± {sel['heldout_miou_std']:.2f} over {len(sel['runs'])} seeds"
-        rows.append(row)
+        row["house/boathouse"] = _number(_object(metrics.get("pairs")).get("house/boathouse"))
+        mean, std = _number(sel.get("heldout_miou_mean")), _number(sel.get("heldout_miou_std"))
+        if isinstance(sel.get("runs"), list) and sel["runs"] and mean is not None and std is not None:
+            row["seeds"] = f"{mean:.2f} ± {std:.2f} over {len(sel['runs'])} seeds"
     return rows
+
+
+def _object(v) -> dict:
+    return v if isinstance(v, dict) else {}
+
+
+def _number(v):
+    """``v`` if it is a finite number (a figure to show), else None (shown as "—")."""
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def _shape(v) -> bool:
+    return isinstance(v, list) and len(v) >= 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
 
 
 def _fmt(value, spec: str) -> str:
@@ -79,15 +103,15 @@ def model_cards_markdown(directory: str | Path | None = None, extra_rows: list[d
     ]
     for r in rows:
         if r["problem"]:
-            problem = r["problem"].replace("|", "\\|")
-            lines.append(f"| `{r['name']}` | card unreadable: {problem} | — | — | — | — | — |")
+            what = "cannot be loaded" if r.get("problem_with") == "tensors" else "card unreadable"
+            lines.append(f"| {code(r['name'])} | {what}: {cell(r['problem'])} | — | — | — | — | — |")
             continue
         macs = "—" if r["macs"] is None else f"{r['macs'] / 1e6:.1f}M"
         if r["macs"] is not None and r["macs_input"]:
             macs += f" at {r['macs_input'][-2]}×{r['macs_input'][-1]}"
         lines.append(
-            f"| `{r['name']}` | {r['context']} | {_fmt(r['miou'], '.2f')} | {_fmt(r['house/boathouse'], '.1f')} "
-            f"| {r['seeds'] or '—'} | {_fmt(r['params'], ',')} | {macs} |"
+            f"| {code(r['name'])} | {cell(r['context'])} | {_fmt(r['miou'], '.2f')} | {_fmt(r['house/boathouse'], '.1f')} "
+            f"| {cell(r['seeds'] or '—')} | {_fmt(r['params'], ',')} | {macs} |"
         )
     lines.append("")
     lines.append("Scores on the held-out split named in each model card; "

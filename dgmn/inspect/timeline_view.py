@@ -32,6 +32,8 @@ class TimelineView:
         """The snapshot steps of ``name``'s timeline (loading it on first use)."""
         with self._lock:
             if name not in self._steps:
+                if not isinstance(name, str) or name not in self.explorer.available():
+                    self.explorer.card(name)  # the explorer's own message for a name that is no model
                 if name not in self.available([name]):
                     raise InputError(f"model {name!r} has no training timeline; models with one: "
                                      f"{', '.join(self.available(self.explorer.available())) or 'none'}")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError, default_checkpoint_dir, load_model, resolve
+from .checkpoint import MAX_CARD_DEPTH, CheckpointError, default_checkpoint_dir, json_depth, load_model, resolve
 
 
 @dataclass
@@ -47,14 +47,35 @@ def has_timeline(name_or_path, directory=None) -> bool:
         return False
 
 
+MAX_INDEX_BYTES = 4_000_000  # index.json: ~1 kB per snapshot is written; a timeline has a few dozen at most
+MAX_SNAPSHOTS = 200  # each is a model loaded (and analysed) when the timeline is used
+
+
 def read_index(folder: Path) -> dict:
+    """The timeline's ``index.json``, read with the same care as a model card: at most :data:`MAX_INDEX_BYTES`
+    bytes and ``MAX_CARD_DEPTH`` levels of JSON nesting, checked before parsing."""
+    path = folder / "index.json"
     try:
-        index = json.loads((folder / "index.json").read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"timeline {folder} has no readable index.json ({exc}); it was not written by dgmn.train") from None
+        with open(path, "rb") as f:
+            raw = f.read(MAX_INDEX_BYTES + 1)
+        if len(raw) > MAX_INDEX_BYTES:
+            raise CheckpointError(f"timeline {folder}/index.json is larger than {MAX_INDEX_BYTES:,} bytes; an index written by "
+                                  "dgmn.train is a few kB — it was not written by dgmn.train")
+        text = raw.decode("utf-8")
+        if json_depth(text) > MAX_CARD_DEPTH:
+            raise CheckpointError(f"timeline {folder}/index.json nests JSON deeper than {MAX_CARD_DEPTH} levels; "
+                                  "it was not written by dgmn.train")
+        index = json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"timeline {folder} has no readable index.json ({str(exc)[:200]}); it was not written by dgmn.train") from None
     snaps = index.get("snapshots") if isinstance(index, dict) else None
     if not isinstance(snaps, list) or not all(isinstance(e, dict) and isinstance(e.get("step"), int) and isinstance(e.get("file"), str) for e in snaps):
         raise CheckpointError(f"timeline {folder}/index.json must hold {{\"snapshots\": [{{\"step\": int, \"file\": str, …}}]}}")
+    if len(snaps) > MAX_SNAPSHOTS:
+        raise CheckpointError(f"timeline {folder}/index.json lists {len(snaps)} snapshots; a timeline may hold at most "
+                              f"{MAX_SNAPSHOTS} (training writes about 12) — thin it out with train.timeline_steps")
     return index
 
 

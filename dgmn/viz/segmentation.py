@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from .base import hover_grid, image_figure
+from .base import hover_grid, image_figure, text
 
 
 def colourise(label: np.ndarray, palette) -> np.ndarray:
@@ -26,7 +26,7 @@ def segmentation_figure(image: np.ndarray, label: np.ndarray, classes, palette, 
     for c in np.unique(label):
         if c < len(classes):
             r, g, b = palette[c]
-            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=classes[c],
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=text(classes[c]),
                                      marker=dict(size=10, color=f"rgb({r},{g},{b})", symbol="square")))
     return fig
 

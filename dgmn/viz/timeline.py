@@ -1,13 +1,12 @@
 """Training timelines: statistics over the training steps, and the clicked pixel's graph snapshot by snapshot."""
 from __future__ import annotations
 
-import html
-
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..inspect.records import ModelAnswer
+from .base import text
 from .context import answer_figure
 from .nodes import RATE_COLOURS
 
@@ -23,7 +22,7 @@ def timeline_stats_figure(stats: dict, step: int | None = None) -> go.Figure:
     fig = make_subplots(rows=2, cols=2, subplot_titles=[t for _, t in PANELS], horizontal_spacing=0.08, vertical_spacing=0.16)
     for m, (name, entries) in enumerate(stats.items()):
         xs = [max(e["step"], 1) for e in entries]
-        fig.add_trace(go.Scatter(x=xs, y=[e["val_miou"] for e in entries], mode="lines+markers", name=html.escape(f"{name}: mIoU"),
+        fig.add_trace(go.Scatter(x=xs, y=[e["val_miou"] for e in entries], mode="lines+markers", name=text(f"{name}: mIoU"),
                                  line=dict(dash=DASHES[m % len(DASHES)], color="#333333")), row=1, col=1)
         layer = next(iter(entries[0].get("layers") or {}), None) if entries else None
         if layer is None:
@@ -31,7 +30,7 @@ def timeline_stats_figure(stats: dict, step: int | None = None) -> go.Figure:
         for s, rate in enumerate(entries[0]["layers"][layer]):
             for (key, _), (row, col) in zip(PANELS[1:], ((1, 2), (2, 1), (2, 2))):
                 fig.add_trace(go.Scatter(x=xs, y=[e["layers"][layer][s].get(key) for e in entries], mode="lines+markers",
-                                         name=html.escape(f"{name}: rate {rate['dilation']}"), legendgroup=f"{name}{s}", showlegend=(row, col) == (1, 2),
+                                         name=text(f"{name}: rate {rate['dilation']}"), legendgroup=f"{name}{s}", showlegend=(row, col) == (1, 2),
                                          line=dict(color=RATE_COLOURS[s % len(RATE_COLOURS)], dash=DASHES[m % len(DASHES)])), row=row, col=col)
     fig.update_xaxes(type="log", title_text="training step (log; step 0 at 1)")
     if step is not None:
@@ -59,9 +58,9 @@ def timeline_slider_figure(image: np.ndarray, frames: list[tuple[int, ModelAnswe
     steps = []
     for step, a, b in groups:
         visible = [a <= i < b for i in range(n)]
-        steps.append(dict(method="update", label=str(step), args=[{"visible": visible}, {"title.text": html.escape(f"{model}: the pixel's graph at training step {step}")}]))
+        steps.append(dict(method="update", label=str(step), args=[{"visible": visible}, {"title.text": text(f"{model}: the pixel's graph at training step {step}")}]))
     for i in range(n):
         fig.data[i].visible = groups[0][1] <= i < groups[0][2]
     fig.update_layout(sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="training step "), pad=dict(t=30))],
-                      title=dict(text=html.escape(f"{model}: the pixel's graph at training step {groups[0][0]}")))
+                      title=dict(text=text(f"{model}: the pixel's graph at training step {groups[0][0]}")))
     return fig
