@@ -5,8 +5,8 @@ A model card stores it under ``"architecture"`` as JSON::
     {"backbone": str, "backbone_cfg": {...}, "context": str, "channels": C, "num_classes": K, "context_cfg": {...}}
 
 ``backbone`` ∈ small | resnet18 | resnet50 | resnet101 (``backbone_cfg``: its options, e.g. ``{"width": 64}``);
-``context`` ∈ none | gpool | nonlocal | dgmn (``context_cfg``: the module's options, e.g. DGMN's
-``{"dilations": [1, 3, 6], "groups": 4, "random_walk": true}``); C channels after the reduction conv; K classes.
+``context`` ∈ none | gpool | nonlocal | dgmn | dcn | ccnet (``context_cfg``: the module's options, e.g. DGMN's
+``{"dilations": [1, 3, 6], "groups": 4, "random_walk": true}``, DCN's ``{"dilation": 1}``, CCNet's ``{"recurrence": 2}``); C channels after the reduction conv; K classes.
 """
 from __future__ import annotations
 

@@ -3,7 +3,9 @@
     logits = upsample(classifier(context(ReLU(BN(Conv3×3(backbone(image)))))), to the input size)
 
 Context modules: ``none`` (baseline), ``gpool`` (global-average-pooling control), ``nonlocal``
-(:class:`dgmn.NonLocal2d`) and ``dgmn`` (:class:`dgmn.DGMN`, any variant through ``context_cfg``).
+(:class:`dgmn.NonLocal2d`), ``dgmn`` (:class:`dgmn.DGMN`, any variant through ``context_cfg``), ``dcn``
+(:class:`dgmn.modules.DeformableContext`, a modulated deformable 3×3 conv, e.g. ``dilation=1``) and ``ccnet``
+(:class:`dgmn.modules.CrissCross2d`, recurrent criss-cross attention, e.g. ``recurrence=2``).
 """
 from __future__ import annotations
 
@@ -11,11 +13,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..modules import DGMN, NonLocal2d
+from ..modules import DGMN, CrissCross2d, DeformableContext, NonLocal2d
 from .backbones import build_backbone
 from .config import SegmenterConfig
 
-CONTEXTS = ("none", "gpool", "nonlocal", "dgmn")
+CONTEXTS = ("none", "gpool", "nonlocal", "dgmn", "dcn", "ccnet")
 
 
 class GlobalPoolContext(nn.Module):
@@ -41,6 +43,10 @@ def build_context(context: str, channels: int, **cfg) -> nn.Module:
         return NonLocal2d(channels, **cfg)
     if context == "dgmn":
         return DGMN(channels, **cfg)
+    if context == "dcn":
+        return DeformableContext(channels, **cfg)
+    if context == "ccnet":
+        return CrissCross2d(channels, **cfg)
     raise ValueError(f"unknown context module {context!r}; choose one of {', '.join(CONTEXTS)}")
 
 
@@ -73,7 +79,7 @@ class Segmenter(nn.Module):
 
 def build_segmenter(backbone: str | SegmenterConfig, context: str | None = None, num_classes: int | None = None,
                     channels: int = 512, backbone_cfg: dict | None = None, **context_cfg) -> Segmenter:
-    """Build the Dilated FCN: ``backbone`` ∈ small|resnet18|resnet50|resnet101, ``context`` ∈ none|gpool|nonlocal|dgmn,
+    """Build the Dilated FCN: ``backbone`` ∈ small|resnet18|resnet50|resnet101, ``context`` ∈ none|gpool|nonlocal|dgmn|dcn|ccnet,
     ``channels`` C after the reduction conv, and the context module's options (e.g. ``dilations=(1, 3, 6)``).
     Or pass one :class:`dgmn.models.SegmenterConfig` alone. The model keeps its config as ``model.config``."""
     if isinstance(backbone, SegmenterConfig):

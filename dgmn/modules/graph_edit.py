@@ -17,6 +17,12 @@ Non-local (N = h·w positions):
                      removed and the weights re-normalised); asked per chunk of queries, so N×N never exists
     output           y (B, C', h, w)      → edit.attention_output(layer, y)     before W_z
 
+DCNv2 (:class:`dgmn.modules.DeformableContext`, one "rate" s = 0 with K taps): its offsets Δ (B, 2K, h, w) pass
+through ``walks``, its modulation masks m (B, K, h, w) through ``node_weights`` (so ``NoWalks``, ``DropNode(rate=0,
+node=k)`` and ``DropRate(rate=0)`` apply unchanged) and its output D before the BN through ``message``.
+Criss-cross attention (:class:`dgmn.modules.CrissCross2d`): ``attention_keep`` (read at each query's row and column
+only) and ``attention_output`` (y before γ) in every pass, as for Non-local.
+
 Every edit can be limited to some feature positions with ``where``, an (h, w) bool mask (``None``: every
 position): outside it the layer computes exactly what it would unedited.
 """

@@ -177,15 +177,16 @@ def train(cfg: dict, out: Path, resume: bool = False, command: str = "") -> dict
 
     bar = tqdm(total=t["steps"], initial=step, disable=rank != 0, dynamic_ncols=True, mininterval=2.0)
     running = ConfusionMatrix(len(dataset.classes))
-    seconds = 0.0
+    seconds = cpu_seconds = 0.0
     state_path = out / "state.json"
     if resume and state_path.is_file():
-        seconds = json.loads(state_path.read_text()).get("seconds", 0.0)
+        state = json.loads(state_path.read_text())
+        seconds, cpu_seconds = state.get("seconds", 0.0), state.get("cpu_seconds", 0.0)
     timeline = None
     if rank == 0 and timeline_steps(t.get("timeline_steps"), t["steps"]) and not resume:
         val = eval_split(cfg, seed=VALIDATION_SEED, images=int(t.get("timeline_images") or 32)) if cfg["data"]["dataset"] == "context-scenes" else eval_split(cfg)
         timeline = TimelineWriter(out / f"{cfg['name']}.timeline", cfg["name"], timeline_steps(t.get("timeline_steps"), t["steps"]), val)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     net.train()
     batches = iter(loader)
     while step < t["steps"]:
@@ -215,9 +216,10 @@ def train(cfg: dict, out: Path, resume: bool = False, command: str = "") -> dict
                 elapsed = seconds + time.perf_counter() - t0
                 save_model(model, out / "last", card_for(cfg, dataset, model, macs=False, training={"step": step, "seconds": elapsed}))
                 save_optimizer(opt, out / "last.optim.safetensors", step)
-                state_path.write_text(json.dumps({"step": step, "seconds": elapsed}))
+                state_path.write_text(json.dumps({"step": step, "seconds": elapsed, "cpu_seconds": cpu_seconds + time.process_time() - c0}))
     bar.close()
     seconds += time.perf_counter() - t0
+    cpu_seconds += time.process_time() - c0  # this process's CPU time: what the run costs, whatever else the machine runs
     if timeline is not None and timeline.wants(step):
         timeline.snapshot(model, step, card_for(cfg, dataset, model, macs=False), device)
     result = {}
@@ -228,7 +230,7 @@ def train(cfg: dict, out: Path, resume: bool = False, command: str = "") -> dict
             cfg, dataset, model,
             training={
                 "command": command, "config": cfg, "steps": t["steps"], "seconds": round(seconds, 1),
-                "threads": torch.get_num_threads(), "processes": world, "git_commit": git_commit(),
+                "cpu_seconds": round(cpu_seconds, 1), "cpu": cpu_name(), "threads": torch.get_num_threads(), "processes": world, "git_commit": git_commit(),
                 "torch": torch.__version__,
             },
             metrics=metrics,
@@ -240,6 +242,20 @@ def train(cfg: dict, out: Path, resume: bool = False, command: str = "") -> dict
         dist.barrier()
         dist.destroy_process_group()
     return result
+
+
+def cpu_name() -> str:
+    """The processor's model name (Linux /proc/cpuinfo, else ``platform.processor()``): float results of a fixed
+    thread count reproduce exactly on the same kind of processor only, so cards record it."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def main(argv=None) -> int:
