@@ -15,11 +15,21 @@ and backbone; only ``train.seed`` differs), and the rule below picks one of them
    standard deviation over the seeds.
 
 The held-out split is never used to choose; it only reports.
+
+``--timeline`` also copies the chosen run's training timeline (``<name>.timeline/``) beside it.
+
+``python -m dgmn.train.seed_selection --reproduce runs/dgmn-full-s2/dgmn-full --out checkpoints --timeline``
+replaces a shipped model by a re-run of its chosen seed (the same command): float sums at a fixed thread
+count are exact on one kind of processor but differ between processors, so a re-run elsewhere gives other
+tensors. The seed stays chosen by the recorded runs; the card's ``seed_selection.reproduction`` records the
+re-run's validation and held-out mIoU next to the original run's, and its metrics and training block are the
+re-run's.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -67,8 +77,46 @@ def median_run(records: list[dict]) -> dict:
     return ranked[(len(ranked) - 1) // 2]
 
 
-def select(runs: list[str | Path], out: str | Path, val_seed: int = 2000, val_images: int = 500) -> dict:
-    """Write the median run of ``runs`` to ``out/<name>.{safetensors,json}``; returns its ``seed_selection``."""
+def copy_timeline(run: str | Path, out: str | Path, name: str) -> Path:
+    """Copy run ``run``'s training timeline (``<run>.timeline/``) to ``out/<name>.timeline/`` (replacing one there)."""
+    src, dst = Path(f"{run}.timeline"), Path(out) / f"{name}.timeline"
+    if not (src / "index.json").is_file():
+        raise FileNotFoundError(f"{src} holds no training timeline (index.json); train with train.timeline_steps: log")
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst)
+    return dst
+
+
+def reproduce(run: str | Path, out: str | Path, val_seed: int = 2000, val_images: int = 500, timeline: bool = False) -> dict:
+    """Replace the shipped ``out/<name>`` by ``run``, a re-run of its chosen seed with the same command; returns the
+    card's ``seed_selection`` with its ``reproduction`` block. ValueError if ``run`` is another seed or command."""
+    from ..models.checkpoint import read_card
+
+    rec = evaluate_runs([run], val_seed, val_images)[0]
+    shipped = read_card(Path(out) / f"{rec['name']}.json")
+    sel = shipped.get("seed_selection") or {}
+    chosen = next((r for r in sel.get("runs", []) if r["seed"] == sel.get("chosen_seed")), None)
+    if chosen is None or rec["seed"] != chosen["seed"] or rec["command"] != chosen["command"]:
+        raise ValueError(f"{run} is seed {rec['seed']} trained with {rec['command']!r}; the shipped {rec['name']} was chosen "
+                         f"as seed {sel.get('chosen_seed')} trained with {chosen and chosen['command']!r} — re-run exactly that")
+    summary = dict(sel, reproduction={
+        "validation_miou": rec["validation_miou"], "heldout_miou": rec["heldout_miou"],
+        "original": {"validation_miou": chosen["validation_miou"], "heldout_miou": chosen["heldout_miou"],
+                     "git_commit": shipped["training"].get("git_commit"), "seconds": shipped["training"].get("seconds")},
+        "why": "the shipped tensors are this re-run of the chosen seed (same command) on another processor: float sums "
+               "at a fixed thread count are exact on one kind of processor only, so the tensors differ from the original run's",
+    })
+    model = rec["model"]
+    save_model(model, Path(out) / rec["name"], dict(model.card, seed_selection=summary))
+    if timeline:
+        copy_timeline(run, out, rec["name"])
+    return summary
+
+
+def select(runs: list[str | Path], out: str | Path, val_seed: int = 2000, val_images: int = 500, timeline: bool = False) -> dict:
+    """Write the median run of ``runs`` to ``out/<name>.{safetensors,json}`` (and its timeline with ``timeline``);
+    returns its ``seed_selection``."""
     records = evaluate_runs(runs, val_seed, val_images)
     chosen = median_run(records)
     heldout = [r["heldout_miou"] for r in records]
@@ -82,18 +130,26 @@ def select(runs: list[str | Path], out: str | Path, val_seed: int = 2000, val_im
     }
     model = chosen["model"]
     save_model(model, Path(out) / chosen["name"], dict(model.card, seed_selection=summary))
+    if timeline:
+        copy_timeline(chosen["run"], out, chosen["name"])
     return summary
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m dgmn.train.seed_selection", description=__doc__.splitlines()[0])
-    p.add_argument("--runs", nargs="+", required=True, help="the final checkpoints of one model's seeds (paths, no suffix)")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--runs", nargs="+", help="the final checkpoints of one model's seeds (paths, no suffix)")
+    what.add_argument("--reproduce", metavar="RUN", help="a re-run of a shipped model's chosen seed (path, no suffix): replaces it")
     p.add_argument("--out", required=True, help="folder to write the chosen model to (e.g. checkpoints)")
     p.add_argument("--val-seed", type=int, default=2000, help="ContextScenes seed of the validation split")
     p.add_argument("--val-images", type=int, default=500)
+    p.add_argument("--timeline", action="store_true", help="also copy the chosen run's training timeline")
     args = p.parse_args(argv)
     try:
-        summary = select(args.runs, args.out, args.val_seed, args.val_images)
+        if args.reproduce:
+            summary = reproduce(args.reproduce, args.out, args.val_seed, args.val_images, args.timeline)
+        else:
+            summary = select(args.runs, args.out, args.val_seed, args.val_images, args.timeline)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

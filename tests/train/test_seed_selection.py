@@ -66,3 +66,31 @@ def test_three_seeds_ship_the_median_with_every_seed_on_the_card(tmp_path):
     assert res.returncode == 2 and "same training seed" in res.stderr
     res = select("--runs", runs[0], tmp_path / "nothing" / "fcn", "--out", tmp_path / "x", "--val-seed", 7)
     assert res.returncode == 2 and "missing" in res.stderr
+
+
+def test_a_re_run_of_the_chosen_seed_replaces_the_shipped_model_with_its_timeline(tmp_path):
+    runs = []
+    for seed in (0, 1, 2):
+        run_train(ROOT / "configs" / "fcn.yaml", tmp_path / f"s{seed}", "train.steps=3", f"train.seed={seed}")
+        runs.append(tmp_path / f"s{seed}" / "fcn")
+    res = select("--runs", *runs, "--out", tmp_path / "shipped", "--val-seed", 7, "--val-images", 6)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    chosen = next(r for r in summary["runs"] if r["seed"] == summary["chosen_seed"])
+    seed = summary["chosen_seed"]
+    other = next(r for r in runs if r != runs[seed])
+    res = select("--reproduce", other, "--out", tmp_path / "shipped", "--val-seed", 7, "--val-images", 6)
+    assert res.returncode == 2 and "re-run exactly that" in res.stderr  # another seed is no re-run
+
+    run_train(ROOT / "configs" / "fcn.yaml", tmp_path / f"s{seed}", "train.steps=3", f"train.seed={seed}")  # the same command
+    res = select("--reproduce", runs[seed], "--out", tmp_path / "shipped", "--val-seed", 7, "--val-images", 6, "--timeline")
+    assert res.returncode == 0, res.stderr
+    card = load_model(tmp_path / "shipped" / "fcn").card
+    rep = card["seed_selection"]["reproduction"]
+    assert rep["original"]["heldout_miou"] == chosen["heldout_miou"] and rep["heldout_miou"] == pytest.approx(card["metrics"]["miou"], abs=0.01)
+    assert card["seed_selection"]["runs"] == summary["runs"] and card["training"]["command"] == chosen["command"]
+    index = json.loads((tmp_path / "shipped" / "fcn.timeline" / "index.json").read_text())
+    last = index["snapshots"][-1]
+    a = load_file(str(tmp_path / "shipped" / "fcn.timeline" / last["file"]))
+    b = load_file(str(tmp_path / "shipped" / "fcn.safetensors"))
+    assert last["step"] == 3 and a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
