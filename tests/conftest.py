@@ -17,6 +17,8 @@ os.environ.setdefault("no_proxy", "127.0.0.1,localhost")
 from dgmn.data import ContextScenes  # noqa: E402
 from dgmn.models import build_segmenter, save_model  # noqa: E402
 
+from .context_models import tiny_card  # noqa: E402
+
 
 TINY = {
     "dgmn-full": ("dgmn", {"dilations": [1, 3], "groups": 4, "random_walk": True}),
@@ -28,7 +30,6 @@ TINY = {
 @pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory):
     d = tmp_path_factory.mktemp("checkpoints")
-    ds = ContextScenes()
     for name, (context, cfg) in TINY.items():
         torch.manual_seed(0)
         m = build_segmenter("small", context, 8, channels=16, backbone_cfg={"width": 16}, **cfg)
@@ -36,11 +37,7 @@ def tiny_checkpoints(tmp_path_factory):
             with torch.no_grad():
                 for c in m.context.walk_convs:
                     c.bias.uniform_(-1.5, 1.5)
-        card = {"name": name, "classes": list(ds.classes), "palette": [list(c) for c in ds.palette],
-                "normalization": {"mean": list(ds.mean), "std": list(ds.std)},
-                "architecture": {"backbone": "small", "backbone_cfg": {"width": 16}, "context": context, "channels": 16,
-                                 "num_classes": 8, "context_cfg": cfg}}
-        save_model(m.eval(), d / name, card)
+        save_model(m.eval(), d / name, tiny_card(name, context, cfg))
     return d
 
 

@@ -26,7 +26,7 @@ from ..inspect.context_cost import crossover, macs_by_size
 from ..inspect.domain_notes import out_of_domain_note
 from ..inspect.markdown_text import markdown_text as md
 from ..inspect.model_cards import describe_context
-from ..inspect.records import DGMNQuery
+from ..inspect.records import NODE_QUERIES
 from ..inspect.scenes import mixed_scene
 from ..inspect.timeline_view import TimelineView
 from ..inspect.uploads import analyse_source
@@ -47,6 +47,10 @@ module* lets it collect information from other places. Click a pixel to see wher
   the *affinity* says how much a node matters (they sum to 1 per rate), the *dynamic weights* scale it
   per channel group. Bigger circles = a larger share of the message. Hollow circles fell outside the map.
 * **Non-local** looks at *every* position and weighs each one (the heat map): complete, but costly.
+* **Deformable convolution** (DCN) looks at 9 points: a 3×3 grid around the pixel, each moved by a learned
+  *offset* (arrow) and scaled by a learned *mask* (circle size) — like one DGMN rate, without dynamic filters.
+* **Criss-cross attention** (CCNet) looks along the pixel's row and column (dashed outline), twice: the second
+  pass reaches every position through the first, so its heat map covers the whole image.
 * **FCN** (no context) only sees a small window around the pixel: it cannot tell a **house** (over a road)
   from a **boathouse** (over water) in the example scenes, because the water is too far below.
 
@@ -299,7 +303,7 @@ def what_if_section(page: Page) -> None:
         rates_off = gr.CheckboxGroup(list(RATE_LABELS), label="Switch off rates", elem_id="wi-rates")
         nodes_off = gr.Dropdown([], multiselect=True, label="Switch off nodes of the clicked pixel (largest share first)", elem_id="wi-nodes")
     with gr.Row():
-        no_walks = gr.Checkbox(False, label="No walks (nodes on the grid)")
+        no_walks = gr.Checkbox(False, label="No walks / no offsets (DCN): nodes on the grid")
         uniform = gr.Checkbox(False, label="Uniform affinities")
         no_context = gr.Checkbox(False, label="No context at all")
     with gr.Row():
@@ -345,7 +349,7 @@ def what_if_section(page: Page) -> None:
                 out[before[i]] = viz.segmentation_figure(analysis.image, analysis.results[name].prediction, card["classes"], card["palette"], 0.6, f"{name}: before")
                 out[after[i]] = viz.segmentation_figure(occluded(analysis.image, kept), r.label_map, card["classes"], card["palette"], 0.6, f"{name}: after")
             old = last.models.get(name).first_layer() if name in last.models else None
-            if r.graph and old is not None and isinstance(old[1], DGMNQuery) and isinstance(r.graph.get(old[0]), DGMNQuery):
+            if r.graph and old is not None and isinstance(old[1], NODE_QUERIES) and type(r.graph.get(old[0])) is type(old[1]):
                 out[after[i]] = viz.moved_nodes_figure(occluded(analysis.image, kept), old[1], r.graph[old[0]], (last.y, last.x),
                                                        f"{name}: the pixel's nodes after the occlusion")
         out[summary] = "\n\n".join(lines) or "No selected model has a layer these edits apply to."
@@ -505,16 +509,16 @@ def attribution_section(page: Page) -> None:
 
 
 def diagnostics_section(page: Page) -> None:
-    """Walk diagnostics of each DGMN model (refreshed after every analysis)."""
+    """Walk diagnostics of each DGMN model, and offset diagnostics of each DCN model (refreshed after every analysis)."""
     with gr.Row():
         plots = [gr.Plot(label=f"Model {i + 1}: walks", elem_id=f"diag{i}") for i in range(SLOTS)]
 
     def on_diagnostics(analysis, names):
-        """Walk lengths per rate, nodes outside the map and warnings, for the first DGMN layer of each model."""
+        """Walk (DCN: offset) lengths per rate, nodes outside the map and warnings, for the first DGMN or DCN layer of each model."""
         out = {}
         for plot, name in zip(plots, page.slots(names)):
             res = analysis.results.get(name) if analysis is not None and name else None
-            layer = next(iter(res.dgmn_layers()), None) if res else None
+            layer = next(iter(res.walk_layers()), None) if res else None
             out[plot] = viz.diagnostics_figure(res.inspector.diagnostics(layer), f"{name}: walk lengths ({layer})") if layer else None
         return out
 

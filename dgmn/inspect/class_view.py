@@ -18,7 +18,7 @@ class ClassView:
 
 
 def class_view(explorer: Explorer, analysis: Analysis, name: str, class_name: str) -> ClassView | None:
-    """The view of class ``class_name`` for model ``name`` (None if it has no DGMN or Non-local layer)."""
+    """The view of class ``class_name`` for model ``name`` (None if it has no context layer: DGMN, Non-local, DCN or CCNet)."""
     if name not in analysis.results:
         raise InputError(f"model {name!r} has not analysed this image; select it and run the analysis again")
     res = analysis.results[name]

@@ -17,6 +17,15 @@ which). Positions are mapped with :mod:`dgmn.inspect.coordinates` (pixels are (y
   are not finite have no shares; they are skipped and counted in ``skipped``.
 * **Non-local**: share_j(p) = softmax_j(θ_pᵀ φ_j) over the N = h·w positions j, θ and φ of shape (C', h, w);
   source(j) = L[nearest_index(feature_to_image(j))]. Computed in chunks of query rows (never N×N at once).
+* **Deformable convolution (DCNv2)**: as DGMN with one rate (dilation d) whose K taps are the nodes: pos_k(p) =
+  (iy + (ky − c0)·d + Δy, ix + (kx − c0)·d + Δx) with Δ the learned offsets (2K, h, w), and
+  share_k(p) = |m_k(p)| / Σ_k' |m_k'(p)| with m the modulation masks (K, h, w) (issue 15); positions whose masks
+  are all 0 (or not finite) are skipped.
+* **Criss-cross attention (CCNet)**, R passes: share_j(p) = E[p, j], the effective attention
+  E = A_R·A_{R−1}···A_1 of the R passes (each A_r nonzero on the cross of its query only; rows sum to 1);
+  source(j) as for Non-local (``"outside"`` always 0). The flow's sums for target a are computed as
+  Σ_{p: t(p)=a} E[p, ·] = 1_aᵀ·A_R···A_1, carried back through the passes
+  (:meth:`dgmn.modules.CrissCross2d.spread`), so neither N×N nor per-position rows are built.
 * **flow**[a, b] = (1 / #{p : t(p) = a}) · Σ_{p : t(p) = a} Σ_{n : source(n) = b} share_n(p).
 
 Each row sums to 1 over the sources: the classes, ``"outside"`` (always 0 for Non-local) and, only when a
@@ -36,8 +45,9 @@ import numpy as np
 import torch
 
 from ..data.augment import IGNORE
+from ..modules import CrossAttention
 from .coordinates import feature_to_image, image_to_feature
-from .inspector import DGMNRecord, Inspector, NonLocalRecord
+from .inspector import CCNetRecord, DCNRecord, DGMNRecord, Inspector, NonLocalRecord
 
 OUTSIDE = "outside"
 IGNORED = "ignore"
@@ -109,9 +119,10 @@ class ClassHeat:
     """Where the messages of one class's positions come from on one image.
 
     ``heat`` (H, W): per image pixel, the mean over positions p with t(p) = class of the shares landing there.
-    DGMN: each node's share splatted bilinearly at its sampled position in image coordinates (clamped into the
-    image like its source pixel; outside nodes are dropped), so ``heat.sum() == 1 − outside``. Non-local: the
-    mean attention row (h, w) upsampled bilinearly with the coordinates mapping and rescaled to sum to 1.
+    DGMN and DCN: each node's share splatted bilinearly at its sampled position in image coordinates (clamped into
+    the image like its source pixel; outside nodes are dropped), so ``heat.sum() == 1 − outside``. Non-local and
+    CCNet: the mean attention row (h, w) (CCNet: of the effective attention E) upsampled bilinearly with the
+    coordinates mapping and rescaled to sum to 1.
     ``mask`` (H, W): the class's own pixels, L == class. ``heat`` is all zero if the class has no positions
     (``positions == 0``: no feature position's nearest pixel holds the class, e.g. a class absent or tiny).
     """
@@ -123,18 +134,18 @@ class ClassHeat:
     heat: np.ndarray  # (H, W) float64
     mask: np.ndarray  # (H, W) bool
     positions: int
-    outside: float  # share of the messages from outside the map (0 for Non-local)
+    outside: float  # share of the messages from outside the map (0 for Non-local and CCNet)
 
 
 # ---------------------------------------------------------------------------------------------------------
 def context_layers(inspector: Inspector) -> list[str]:
-    """Names of the model's DGMN and Non-local layers that recorded the last run, in the model's order."""
+    """Names of the model's context layers (DGMN, Non-local, DCN, CCNet) that recorded the last run, in the model's order."""
     return [n for n in inspector.layers if n in inspector.records]
 
 
 def context_flow(inspector: Inspector, labels, *, labels_from: str, classes=None, layer: str | None = None,
                  iteration: int = -1, ignore_index: int = IGNORE, targets=None) -> ContextFlow:
-    """The flow of ``layer`` (default: the model's first DGMN or Non-local layer) on the image the inspector
+    """The flow of ``layer`` (default: the model's first context layer) on the image the inspector
     ran last, for label map ``labels`` (H, W) of class indices (``ignore_index`` = no label).
 
     ``labels_from`` is ``"truth"`` or ``"prediction"`` (said in every output); ``classes`` the class names
@@ -149,8 +160,17 @@ def context_flow(inspector: Inspector, labels, *, labels_from: str, classes=None
     if targets is not None:
         valid &= torch.isin(target, torch.tensor([_class_index(t, classes) for t in targets], dtype=torch.long))
     skipped = 0
-    if isinstance(rec, DGMNRecord):
-        nodes = _DGMNNodes(rec, iteration, L.shape)
+    if isinstance(rec, CCNetRecord):
+        layer = inspector.layers[name]
+        source = _columns(target, C, ignore_index)  # (N,) source column of each key position
+        sums = torch.zeros(C, C + 2, dtype=torch.float64)
+        t = target[valid]
+        for a in t.unique().tolist():
+            reach = _carried(layer, rec, (valid & (target == a)).view(rec.feature_size)).flatten()  # Σ_{p: t(p)=a} E[p, ·]
+            sums[a] = torch.zeros(C + 2, dtype=torch.float64).index_add_(0, source, reach)
+        return ContextFlow(name, kind, tuple(classes), sums, torch.bincount(t, minlength=C), 1, 0)
+    if isinstance(rec, (DGMNRecord, DCNRecord)):
+        nodes = _nodes(rec, iteration, L.shape)
         cols = nodes.columns(L, C, ignore_index)  # (S·K, N)
         rows = torch.zeros(target.numel(), C + 2, dtype=torch.float64).scatter_add_(1, cols.T, nodes.share.T)
         skipped = int((valid & ~nodes.usable).sum())
@@ -177,8 +197,8 @@ def class_heat(inspector: Inspector, labels, class_name, *, labels_from: str, cl
     sel = (_targets(rec.feature_size, L).flatten() == a)
     heat = torch.zeros(H * W, dtype=torch.float64)
     outside = 0.0
-    if isinstance(rec, DGMNRecord):
-        nodes = _DGMNNodes(rec, iteration, L.shape)
+    if isinstance(rec, (DGMNRecord, DCNRecord)):
+        nodes = _nodes(rec, iteration, L.shape)
         sel &= nodes.usable
         n = int(sel.sum())
         if n:
@@ -198,7 +218,10 @@ def class_heat(inspector: Inspector, labels, class_name, *, labels_from: str, cl
         n = int(sel.sum())
         if n:
             h, w = rec.feature_size
-            mean = sum(att.double().sum(0) for att in _attention_rows(rec, sel.nonzero()[:, 0])).view(h, w) / n
+            if isinstance(rec, CCNetRecord):
+                mean = _carried(inspector.layers[name], rec, sel.view(h, w)) / n
+            else:
+                mean = sum(att.double().sum(0) for att in _attention_rows(rec, sel.nonzero()[:, 0])).view(h, w) / n
             up = _upsample(mean, (H, W))
             heat = (up * (mean.sum() / up.sum())).flatten()
     return ClassHeat(name, kind, classes[a], a, heat.view(H, W).numpy(), mask, n, outside)
@@ -218,7 +241,7 @@ def _prepare(inspector: Inspector, labels, labels_from, classes, layer, ignore_i
     if labels_from not in LABEL_KINDS:
         raise ValueError(f"labels_from must be 'truth' (ground-truth labels) or 'prediction' (the model's own), got {labels_from!r}")
     if not inspector.layers:
-        raise ValueError(f"the model ({type(inspector.model).__name__}) has no DGMN or Non-local layer, so there is no context "
+        raise ValueError(f"the model ({type(inspector.model).__name__}) has no DGMN or Non-local layer (nor a DCN or CCNet layer), so there is no context "
                          "flow to measure; use a model with a context layer")
     names = context_layers(inspector)
     if not names:
@@ -264,22 +287,43 @@ def _columns(labels: torch.Tensor, C: int, ignore_index: int) -> torch.Tensor:
     return torch.where(labels == ignore_index, C + 1, labels)
 
 
-class _DGMNNodes:
-    """Every node of every rate of one DGMN record (iteration ``iteration``), positions p flattened (N = h·w):
-    ``share`` (S·K, N) float64, ``Y``/``X`` (S·K, N) sampled positions in image coordinates, ``inside`` (S·K, N)
-    and ``usable`` (N,): positions whose node weights have a finite, non-zero total."""
+def _nodes(rec, iteration: int, image_size) -> "_Nodes":
+    """The nodes of a DGMN record (iteration ``iteration``; magnitude Σ_g |β·A·w| per node) or of a DCN record
+    (one rate, its K taps; magnitude |m_k|), as :class:`_Nodes`."""
+    h, w = rec.feature_size
+    K = rec.kernel_size**2
+    if isinstance(rec, DCNRecord):
+        return _Nodes([rec.graph.mask[0].double().abs().view(K, h * w)], [rec.graph.offset[0]], [rec.graph.dilation],
+                      rec.kernel_size, (h, w), image_size)
+    graphs = rec.iterations[iteration]
+    return _Nodes([g.weight.double().abs().view(K, -1, h * w).sum(1) for g in graphs], [g.offset for g in graphs],
+                  [g.dilation for g in graphs], rec.kernel_size, (h, w), image_size)
 
-    def __init__(self, rec: DGMNRecord, iteration: int, image_size):
+
+def _carried(layer, rec: CCNetRecord, weights: torch.Tensor) -> torch.Tensor:
+    """(h, w) float64: Σ_p weights[p]·E[p, ·] for (h, w) query weights (bool or numbers), carried back through the
+    recorded passes, e ← e·A_r for r = R…1 (:meth:`dgmn.modules.CrissCross2d.spread`)."""
+    e = weights.double()[None]
+    for att in reversed(rec.attentions):
+        e = layer.spread(e, CrossAttention(att.row.double(), att.column.double()))
+    return e[0]
+
+
+class _Nodes:
+    """Every node of every rate of one DGMN or DCN record, positions p flattened (N = h·w): ``share`` (S·K, N)
+    float64, ``Y``/``X`` (S·K, N) sampled positions in image coordinates, ``inside`` (S·K, N) and ``usable`` (N,):
+    positions whose node magnitudes have a finite, non-zero total. ``mags``: per rate (K, N) node magnitudes;
+    ``offsets``: per rate (2K, h, w) walks."""
+
+    def __init__(self, mags, offsets, dilations, kernel_size: int, feature_size, image_size):
         from ..ops import node_grid
 
-        graphs = rec.iterations[iteration]
-        h, w = rec.feature_size
-        K = rec.kernel_size**2
-        mag = torch.cat([g.weight.double().abs().view(K, -1, h * w).sum(1) for g in graphs])  # (S·K, N)
+        h, w = feature_size
+        mag = torch.cat(mags)  # (S·K, N)
         total = mag.sum(0)
         self.usable = torch.isfinite(total) & (total > 0)
         self.share = torch.where(self.usable, mag / torch.where(self.usable, total, 1.0), 0.0)
-        pos = torch.cat([node_grid(g.offset[None].double(), (g.dilation,), rec.kernel_size)[0] for g in graphs])  # (S·K, h, w, 2)
+        pos = torch.cat([node_grid(off[None].double(), (d,), kernel_size)[0] for off, d in zip(offsets, dilations)])  # (S·K, h, w, 2)
         py, px = pos[..., 0].flatten(1), pos[..., 1].flatten(1)
         self.inside = (py > -1) & (py < h) & (px > -1) & (px < w)
         # NaN walks are outside; park them at 0 so that rounding and indexing stay defined

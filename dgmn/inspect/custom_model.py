@@ -1,6 +1,6 @@
 """A user's own in-memory model in the explorer: its card (classes, palette, normalisation) and its row in
-the model table. Any ``nn.Module`` mapping (B, 3, H, W) images to (B, K, H, W) logits works; its DGMN and
-NonLocal2d layers, wherever they sit, are inspected."""
+the model table. Any ``nn.Module`` mapping (B, 3, H, W) images to (B, K, H, W) logits works; its DGMN, NonLocal2d,
+DeformableContext and CrissCross2d layers, wherever they sit, are inspected."""
 from __future__ import annotations
 
 import colorsys
@@ -8,7 +8,7 @@ import math
 
 import torch.nn as nn
 
-from ..modules import DGMN, NonLocal2d
+from ..modules import DGMN, CrissCross2d, DeformableContext, NonLocal2d
 
 IMAGENET_NORMALIZATION = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 OKABE_ITO = ([230, 159, 0], [86, 180, 233], [0, 158, 115], [240, 228, 66], [0, 114, 178], [213, 94, 0],
@@ -44,9 +44,9 @@ def custom_card(classes, palette=None, normalization=None, name: str = "my-model
 
 def custom_summary(name: str, model: nn.Module) -> dict:
     """A row of :func:`dgmn.inspect.model_cards.model_summaries` for an in-memory model (no card metrics)."""
-    dgmn = sum(isinstance(m, DGMN) for m in model.modules())
-    nonlocal_ = sum(isinstance(m, NonLocal2d) for m in model.modules())
-    parts = [f"{n} {what} layer{'s' if n > 1 else ''}" for n, what in ((dgmn, "DGMN"), (nonlocal_, "Non-local")) if n]
+    kinds = ((DGMN, "DGMN"), (NonLocal2d, "Non-local"), (DeformableContext, "deformable-conv"), (CrissCross2d, "criss-cross"))
+    counts = [(sum(isinstance(m, kind) for m in model.modules()), what) for kind, what in kinds]
+    parts = [f"{n} {what} layer{'s' if n > 1 else ''}" for n, what in counts if n]
     return {"name": name, "context": "your model: " + (", ".join(parts) or "no DGMN or Non-local layer"), "miou": None,
             "house/boathouse": None, "seeds": None, "params": sum(p.numel() for p in model.parameters()), "macs": None,
             "macs_input": None, "problem": None}

@@ -21,7 +21,7 @@ import torch
 
 from ..data import to_tensor
 from ..models import CheckpointError, list_checkpoints, load_model
-from .inspector import DGMNRecord, Inspector
+from .inspector import DCNRecord, DGMNRecord, Inspector
 from .records import Inspection, ModelAnswer
 
 MAX_SIDE = 1024  # larger images are downscaled (with a notice) so memory and latency stay bounded
@@ -48,6 +48,11 @@ class ModelResult:
     def dgmn_layers(self) -> list[str]:
         """The recorded layers that are DGMN layers (walk diagnostics exist for these only)."""
         return [ln for ln in self.layers if isinstance(self.inspector.records.get(ln), DGMNRecord)]
+
+    def walk_layers(self) -> list[str]:
+        """The recorded layers with learned walks or offsets, DGMN and deformable-convolution layers
+        (:meth:`Inspector.diagnostics` answers for these)."""
+        return [ln for ln in self.layers if isinstance(self.inspector.records.get(ln), (DGMNRecord, DCNRecord))]
 
 
 class ModelResults(dict):
@@ -126,7 +131,8 @@ class Analysis:
     def nbytes(self) -> int:
         """Bytes this analysis holds: the image (H, W, 3) uint8 and the truth, and per model the prediction (H, W)
         uint8, the logits (K, H, W) float32 and the Inspector's records (per DGMN layer and rate: walks, affinities,
-        filters and weights at feature resolution; per Non-local layer: θ and φ), and the results derived from it
+        filters and weights at feature resolution; per Non-local layer: θ and φ; per DCN layer: offsets and masks;
+        per CCNet layer: every pass's row and column attention, R·h·w·(h + w) numbers), and the results derived from it
         (``derived``). Tensors count their whole storage (a slice keeps it all), shared storage once; shed
         results count nothing. For a 1024×1024 image and the three default shipped models this is about 126 MB
         (234 MB with all six); for a 128×256 scene about 4 MB."""

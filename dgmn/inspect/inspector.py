@@ -1,12 +1,15 @@
 """Inspection: for any pixel, which nodes every DGMN layer sampled, where the walks went, and with what
-affinities and weights; and the Non-local attention of the same pixel.
+affinities and weights; the Non-local attention of the same pixel; the 9 points a deformable convolution
+(DCNv2) sampled; and the criss-cross attention (CCNet) of the pixel, pass 1 and the effective R-pass attention.
 
-``Inspector(model)`` hooks every :class:`dgmn.DGMN` and :class:`dgmn.NonLocal2d` inside any ``nn.Module``
-(also ResNets with layers inserted by :func:`dgmn.models.insert_dgmn`). ``run(image)`` runs the model once
-and keeps, per layer, what a query needs at feature resolution (batch element 0): walks, affinities,
-dynamic filters and node weights of every rate and iteration, and Non-local's θ and φ maps.
-``query(y, x)`` then answers in O(S·K) per DGMN layer and O(N·C') per Non-local layer without re-running
-the model, and never builds Non-local's N×N matrix.
+``Inspector(model)`` hooks every :class:`dgmn.DGMN`, :class:`dgmn.NonLocal2d`,
+:class:`dgmn.modules.DeformableContext` and :class:`dgmn.modules.CrissCross2d` inside any ``nn.Module`` (also
+ResNets with layers inserted by :func:`dgmn.models.insert_dgmn`). ``run(image)`` runs the model once and keeps,
+per layer, what a query needs at feature resolution (batch element 0): walks, affinities, dynamic filters and
+node weights of every rate and iteration; Non-local's θ and φ maps; DCN's offsets (2K, h, w) and masks (K, h, w);
+CCNet's row (h, w, w) and column (h, w, h) attention of every pass. ``query(y, x)`` then answers in O(S·K) per
+DGMN layer, O(N·C') per Non-local layer, O(K) per DCN layer and O(R·N·(h + w)) per CCNet layer without
+re-running the model, and never builds an N×N matrix.
 
 Coordinates: image pixel (y, x) ↔ feature position ((y + ½)·h/H − ½, (x + ½)·w/W − ½), the convention of
 bilinear upsampling with ``align_corners=False``; the queried feature pixel is the nearest one.
@@ -19,10 +22,12 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from ..modules import DGMN, NonLocal2d, RateGraph
+from ..modules import DGMN, CrissCross2d, CrossAttention, DeformableContext, DeformableGraph, NonLocal2d, RateGraph
 from ..modules.graph_stats import collapsed_mask, node_positions, outside_mask
 from .coordinates import feature_to_image, image_to_feature, nearest_feature
-from .records import AttentionPeak, DGMNQuery, GraphNode, NonLocalQuery
+from .records import AttentionPeak, CCNetQuery, DCNQuery, DeformableNode, DGMNQuery, GraphNode, NonLocalQuery
+
+CONTEXT_TYPES = (DGMN, NonLocal2d, DeformableContext, CrissCross2d)  # the layers the inspector records
 
 
 @dataclass
@@ -44,17 +49,42 @@ class NonLocalRecord:
     phi: torch.Tensor | None = None  # (C', h, w)
 
 
+@dataclass
+class DCNRecord:
+    """What one deformable-convolution layer sampled on the last image (batch element 0 kept as a batch of 1, CPU)."""
+
+    feature_size: tuple[int, int]
+    kernel_size: int
+    graph: DeformableGraph  # dilation d, offset (1, 2K, h, w) [k][dy, dx], mask (1, K, h, w), as the layer used them
+
+
+@dataclass
+class CCNetRecord:
+    """What one criss-cross attention layer attended to on the last image: every pass's attention (batch of 1, CPU)."""
+
+    feature_size: tuple[int, int]
+    attentions: list[CrossAttention] = field(default_factory=list)  # R × (row (1, h, w, w), column (1, h, w, h))
+
+
 def _first(t: torch.Tensor | None) -> torch.Tensor | None:
     return None if t is None else t[0].detach().float().cpu()
 
 
+def _first_batch(t: torch.Tensor) -> torch.Tensor:
+    """Batch element 0 as a batch of one on the CPU, contiguous (own storage): float64 stays float64 (a layer run in
+    double keeps its precision), every other dtype becomes float32."""
+    t = t[:1].detach()
+    return t.to("cpu", torch.float64 if t.dtype == torch.float64 else torch.float32).contiguous()
+
+
 def context_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """The DGMN and NonLocal2d layers of ``model`` by module name (the model's own class name at the top)."""
-    return {name or type(m).__name__: m for name, m in model.named_modules() if isinstance(m, (DGMN, NonLocal2d))}
+    """The DGMN, NonLocal2d, DeformableContext and CrissCross2d layers of ``model`` by module name (the model's own
+    class name at the top)."""
+    return {name or type(m).__name__: m for name, m in model.named_modules() if isinstance(m, CONTEXT_TYPES)}
 
 
 class Inspector:
-    """Hooks into ``model``'s DGMN and NonLocal2d layers; see the module docstring.
+    """Hooks into ``model``'s DGMN, NonLocal2d, DeformableContext and CrissCross2d layers; see the module docstring.
 
     Use as a context manager (or call :meth:`close`) to remove the hooks.
     """
@@ -62,12 +92,16 @@ class Inspector:
     def __init__(self, model: nn.Module):
         self.model = model
         self.layers: dict[str, nn.Module] = context_layers(model)
-        self.records: dict[str, DGMNRecord | NonLocalRecord] = {}
+        self.records: dict[str, DGMNRecord | NonLocalRecord | DCNRecord | CCNetRecord] = {}
         self.image_size: tuple[int, int] | None = None
         self._handles = []
         for name, m in self.layers.items():
             if isinstance(m, DGMN):
                 self._handles.append(m.register_graph_hook(self._dgmn_hook(name)))
+            elif isinstance(m, DeformableContext):
+                self._handles.append(m.register_graph_hook(self._dcn_hook(name)))
+            elif isinstance(m, CrissCross2d):
+                self._handles.append(m.register_attention_hook(self._ccnet_hook(name)))
             else:
                 self._handles.append(m.theta.register_forward_hook(self._nonlocal_hook(name, "theta")))
                 self._handles.append(m.phi.register_forward_hook(self._nonlocal_hook(name, "phi")))
@@ -82,6 +116,19 @@ class Inspector:
                     for g in graphs
                 ])
             self.records[name] = rec
+
+        return hook
+
+    def _dcn_hook(self, name):
+        def hook(layer: DeformableContext, f: torch.Tensor, graph: DeformableGraph):
+            self.records[name] = DCNRecord(tuple(f.shape[-2:]), layer.kernel_size,
+                                           DeformableGraph(graph.dilation, _first_batch(graph.offset), _first_batch(graph.mask)))
+
+        return hook
+
+    def _ccnet_hook(self, name):
+        def hook(layer: CrissCross2d, f: torch.Tensor, atts):
+            self.records[name] = CCNetRecord(tuple(f.shape[-2:]), [CrossAttention(_first_batch(a.row), _first_batch(a.column)) for a in atts])
 
         return hook
 
@@ -127,8 +174,9 @@ class Inspector:
         """Feature position (fy, fx) → image pixel of the last image (see :mod:`dgmn.inspect.coordinates`)."""
         return feature_to_image(fy, fx, feature_size, self.image_size)
 
-    def query(self, y: float, x: float, layers: list[str] | None = None, iteration: int = -1) -> dict[str, DGMNQuery | NonLocalQuery]:
-        """Everything recorded about image pixel (y, x), per layer (typed records, :mod:`dgmn.inspect.records`). See :meth:`query_dgmn` and :meth:`query_nonlocal`."""
+    def query(self, y: float, x: float, layers: list[str] | None = None, iteration: int = -1) -> dict[str, DGMNQuery | NonLocalQuery | DCNQuery | CCNetQuery]:
+        """Everything recorded about image pixel (y, x), per layer (typed records, :mod:`dgmn.inspect.records`). See
+        :meth:`query_dgmn`, :meth:`query_nonlocal`, :meth:`query_dcn` and :meth:`query_ccnet`."""
         if self.image_size is None:
             raise ValueError("Inspector.query: no image has been run yet; call run(image) first")
         H, W = self.image_size
@@ -137,7 +185,14 @@ class Inspector:
         out = {}
         for name in layers or list(self.records):
             rec = self.records[name]
-            out[name] = self.query_dgmn(name, y, x, iteration) if isinstance(rec, DGMNRecord) else self.query_nonlocal(name, y, x)
+            if isinstance(rec, DGMNRecord):
+                out[name] = self.query_dgmn(name, y, x, iteration)
+            elif isinstance(rec, DCNRecord):
+                out[name] = self.query_dcn(name, y, x)
+            elif isinstance(rec, CCNetRecord):
+                out[name] = self.query_ccnet(name, y, x)
+            else:
+                out[name] = self.query_nonlocal(name, y, x)
         return out
 
     def _feature_pixel(self, y, x, size) -> tuple[int, int]:
@@ -186,25 +241,66 @@ class Inspector:
         h, w = rec.feature_size
         q = rec.theta[:, iy, ix]  # (C',)
         att = torch.softmax(torch.einsum("c,chw->hw", q, rec.phi).flatten(), 0).view(h, w)
-        top = torch.topk(att.flatten(), min(10, h * w))
-        return NonLocalQuery(
-            feature_size=[h, w], feature_pixel=[iy, ix], attention=att.numpy(),
-            top=[AttentionPeak(feature=[int(i) // w, int(i) % w], image=list(self.to_image(int(i) // w, int(i) % w, (h, w))),
-                               weight=float(v)) for v, i in zip(top.values, top.indices)],
-            entropy=float(-(att * att.clamp_min(1e-12).log()).sum() / math.log(h * w)) if h * w > 1 else 0.0,
-        )
+        return NonLocalQuery(feature_size=[h, w], feature_pixel=[iy, ix], attention=att.numpy(), top=self._peaks(att),
+                             entropy=_entropy(att))
+
+    def _peaks(self, att: torch.Tensor, n: int = 10) -> list[AttentionPeak]:
+        """The n largest entries of an (h, w) attention map, largest first, at their feature and image positions."""
+        h, w = att.shape
+        top = torch.topk(att.flatten(), min(n, h * w))
+        return [AttentionPeak(feature=[int(i) // w, int(i) % w], image=list(self.to_image(int(i) // w, int(i) % w, (h, w))),
+                              weight=float(v)) for v, i in zip(top.values, top.indices)]
+
+    def query_dcn(self, name: str, y: float, x: float) -> DCNQuery:
+        """The K taps the deformable convolution sampled for the pixel's feature position p = (iy, ix)
+        (:meth:`DeformableContext.pixel_points` of the recorded graph): tap k = ky·ks + kx has the uniform
+        position u_k = (iy + (ky − c0)·d, ix + (kx − c0)·d), the learned offset Δ_k, the sampled position
+        u_k + Δ_k (feature pixels, and image pixels by :mod:`dgmn.inspect.coordinates`), the mask m_k and the
+        share |m_k| / Σ_k' |m_k'|. The layer's output there is ReLU(f_p + BN(Σ_k m_k·W_k·bilinear(f, u_k + Δ_k)))."""
+        rec = self.records[name]
+        size = rec.feature_size
+        iy, ix = self._feature_pixel(y, x, size)
+        pts = self.layers[name].pixel_points(rec.graph, iy, ix)
+        nodes = []
+        for k in range(pts.uniform.shape[0]):
+            (uy, ux), (dy, dx), (py, px) = pts.uniform[k].tolist(), pts.offset[0, k].tolist(), pts.sampled[0, k].tolist()
+            m = float(pts.mask[0, k])
+            nodes.append(DeformableNode(
+                rate=0, dilation=pts.dilation, node=k, uniform=[uy, ux], walk=[dy, dx], sampled=[py, px],
+                sampled_image=list(self.to_image(py, px, size)), inside=bool(pts.inside[0, k]), affinity=None, filters=None,
+                weight=[m], share=float(pts.share[0, k]), uniform_image=list(self.to_image(uy, ux, size)), offset=[dy, dx], mask=m,
+            ))
+        return DCNQuery(feature_size=list(size), feature_pixel=[iy, ix], dilations=[pts.dilation], nodes=nodes)
+
+    def query_ccnet(self, name: str, y: float, x: float) -> CCNetQuery:
+        """The criss-cross attention of the pixel's feature position p (:meth:`CrissCross2d.pixel_attention` of the
+        recorded passes): the effective attention E[p, ·] = δ_p·A_R···A_1 over the (h, w) map (for p alone, R
+        vector–attention products, never N×N), its top positions, its entropy, and pass 1's attention of p
+        (its row and column, as an (h, w) map)."""
+        rec = self.records[name]
+        iy, ix = self._feature_pixel(y, x, rec.feature_size)
+        h, w = rec.feature_size
+        q = self.layers[name].pixel_attention(rec.attentions, iy, ix)
+        att = q.effective[0].float()
+        return CCNetQuery(feature_size=[h, w], feature_pixel=[iy, ix], attention=att.numpy(), top=self._peaks(att),
+                          entropy=_entropy(att), recurrence=len(rec.attentions), cross=q.cross[0, 0].float().numpy())
 
     def diagnostics(self, name: str, bins: int = 20) -> dict:
-        """Offset diagnostics of a DGMN layer (last iteration): per rate, the walk-length histogram (feature
-        pixels), the fraction of sampled nodes outside the map, the mean walk field (2, h, w) and warnings
-        (NaN walks; collapsed walks: the K nodes of a rate within 0.5 px of each other at most pixels)."""
+        """Offset diagnostics of a DGMN layer (last iteration) or a DCN layer (its offsets, as one rate): per rate,
+        the walk-length histogram (feature pixels), the fraction of sampled nodes outside the map, the mean walk
+        field (2, h, w) and warnings (NaN walks; collapsed walks: the K nodes of a rate within 0.5 px of each
+        other at most pixels)."""
         rec = self.records[name]
-        if not isinstance(rec, DGMNRecord):
-            raise ValueError(f"Inspector.diagnostics: layer {name!r} is not a DGMN layer")
+        if isinstance(rec, DCNRecord):
+            graphs = [rec.graph._replace(offset=rec.graph.offset[0])]
+        elif isinstance(rec, DGMNRecord):
+            graphs = rec.iterations[-1]
+        else:
+            raise ValueError(f"Inspector.diagnostics: layer {name!r} is not a DGMN or deformable-convolution layer (it has no walks)")
         h, w = rec.feature_size
         K = rec.kernel_size**2
         rates, warnings = [], []
-        for s, g in enumerate(rec.iterations[-1]):
+        for s, g in enumerate(graphs):
             off = g.offset.view(K, 2, h, w)
             length = off.norm(dim=1)
             finite = torch.isfinite(length)
@@ -225,3 +321,9 @@ class Inspector:
                 "mean_walk": off.mean(0).tolist(),
             })
         return {"layer": name, "feature_size": [h, w], "rates": rates, "warnings": warnings}
+
+
+def _entropy(att: torch.Tensor) -> float:
+    """H(att) / log(h·w) ∈ [0, 1] of an (h, w) attention map summing to 1 (0 for a single position)."""
+    n = att.numel()
+    return float(-(att * att.clamp_min(1e-12).log()).sum() / math.log(n)) if n > 1 else 0.0

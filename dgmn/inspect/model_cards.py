@@ -27,7 +27,8 @@ _DGMN_DEFAULTS = {k: p.default for k, p in inspect.signature(DGMN).parameters.it
 
 
 def describe_context(architecture: dict) -> str:
-    """'Non-local', 'global pooling', 'none' or the DGMN variant, e.g. 'DGMN: rates 1, 3, 6; affinity; weights (G=4); walks'."""
+    """'Non-local', 'global pooling', 'none', the DGMN variant, e.g. 'DGMN: rates 1, 3, 6; affinity; weights (G=4); walks',
+    'deformable conv (DCNv2), dilation 1' or 'criss-cross attention (CCNet), 2 passes'."""
     context = architecture.get("context")
     if context == "dgmn":
         cfg = {**_DGMN_DEFAULTS, **(architecture.get("context_cfg") or {})}
@@ -39,6 +40,13 @@ def describe_context(architecture: dict) -> str:
         if cfg["random_walk"]:
             parts.append("learned random walks")
         return "DGMN: " + "; ".join(parts)
+    cfg = architecture.get("context_cfg") or {}
+    if context == "dcn":
+        d = cfg.get("dilation", 1)
+        return f"deformable conv (DCNv2), dilation {d}" if isinstance(d, int) and not isinstance(d, bool) else "deformable conv (DCNv2)"
+    if context == "ccnet":
+        r = cfg.get("recurrence", 2)
+        return f"criss-cross attention (CCNet), {r} passes" if isinstance(r, int) and not isinstance(r, bool) else "criss-cross attention (CCNet)"
     return {"nonlocal": "Non-local", "gpool": "global pooling", "none": "none (baseline)"}.get(context, str(context))
 
 

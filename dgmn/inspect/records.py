@@ -8,7 +8,7 @@ for the JSON keys, so code written against the plain dicts keeps working.
 ``inspect_xy`` → ``{model name: ModelAnswer}``::
 
     ModelAnswer   {"class": str, "class_index": int, ["truth": str | None,]  # "truth" only when the image has ground truth
-                   "layers": {layer name: DGMNQuery | NonLocalQuery},
+                   "layers": {layer name: DGMNQuery | NonLocalQuery | DCNQuery | CCNetQuery},
                    "probabilities": {class name: p}}  # softmax of the logits at the pixel, every class, sums to 1
     DGMNQuery     {"type": "dgmn", "feature_size": [h, w], "feature_pixel": [iy, ix], "iteration": int,
                    "iterations": int, "groups": G, "alpha": α, "beta": [β_s], "dilations": [d_s],
@@ -20,6 +20,17 @@ for the JSON keys, so code written against the plain dicts keeps working.
                    "attention": h × w nested lists (softmax_j θ_pᵀφ_j, sums to 1),
                    "top": [AttentionPeak × ≤10], "entropy": H / log(h·w) ∈ [0, 1]}
     AttentionPeak {"feature": [jy, jx], "image": [Y, X], "weight": float}
+    DCNQuery      {"type": "dcn", "feature_size": [h, w], "feature_pixel": [iy, ix], "dilations": [d],
+                   "nodes": [DeformableNode × K]}                        # one DGMN rate: its K taps
+    DeformableNode  a GraphNode with rate 0, "walk" = "offset" = the learned offset Δ_k [dy, dx], "affinity" and
+                   "filters" None, "weight" = [m_k], "share" = |m_k| / Σ_k' |m_k'|; plus "offset" and "mask" (m_k)
+    CCNetQuery    {"type": "ccnet", "feature_size", "feature_pixel", "attention" (h × w: the effective R-pass
+                   attention E[p, ·] = δ_p·A_R···A_1, sums to 1), "top": [AttentionPeak × ≤10], "entropy",
+                   "recurrence": R, "cross": h × w (pass 1's attention of p: zero off p's row and column, sums to 1)}
+
+DCN and CCNet entries have the form of a DGMN rate and of a Non-local entry, so code that reads ``nodes`` or
+``attention``/``top`` reads them too. :data:`NODE_QUERIES` and :data:`ATTENTION_QUERIES` group the record types
+drawn as sampled nodes and as an attention map.
 """
 from __future__ import annotations
 
@@ -135,7 +146,53 @@ class NonLocalQuery(JsonRecord):
         return [items[-1]] + items[:-1]
 
 
-LayerQuery = Union[DGMNQuery, NonLocalQuery]
+@dataclass
+class DeformableNode(GraphNode):
+    """One tap k of a deformable convolution (DCNv2) at the queried feature position, as a DGMN node of rate 0:
+    ``walk`` is the learned offset Δ_k, ``weight`` = [m_k] (the modulation mask, one "group"), ``share`` =
+    |m_k| / Σ_k' |m_k'|, ``affinity`` and ``filters`` None. ``offset`` repeats ``walk`` under DCN's name."""
+
+    offset: list[float] = field(default_factory=list)  # [dy, dx] = walk
+    mask: float = 0.0  # m_k = sigmoid(a_k) (0 where an edit dropped the tap)
+
+
+@dataclass
+class DCNQuery(JsonRecord):
+    """A deformable-convolution layer at one pixel: its K taps, the form of one DGMN rate (``dilations`` = [d])."""
+
+    feature_size: list[int]
+    feature_pixel: list[int]
+    dilations: list[int]  # [d]: the one grid the offsets start from
+    nodes: list[DeformableNode]
+    type: str = field(default="dcn", init=False)
+
+    def _json_items(self):
+        items = list(super()._json_items())
+        return [items[-1]] + items[:-1]
+
+
+@dataclass
+class CCNetQuery(JsonRecord):
+    """A criss-cross attention layer at one pixel: the effective R-pass attention over the map (the form of a
+    Non-local entry: ``attention``, ``top``, ``entropy``) and pass 1's attention on the pixel's row and column."""
+
+    feature_size: list[int]
+    feature_pixel: list[int]
+    attention: np.ndarray  # (h, w) float32: E[p, ·], sums to 1
+    top: list[AttentionPeak]
+    entropy: float
+    recurrence: int  # R
+    cross: np.ndarray  # (h, w) float32: pass 1's attention of p, zero off row iy and column ix
+    type: str = field(default="ccnet", init=False)
+
+    def _json_items(self):
+        items = list(super()._json_items())
+        return [items[-1]] + items[:-1]
+
+
+LayerQuery = Union[DGMNQuery, NonLocalQuery, DCNQuery, CCNetQuery]
+NODE_QUERIES = (DGMNQuery, DCNQuery)  # answered with sampled nodes (``nodes``, ``dilations``): drawn as a graph
+ATTENTION_QUERIES = (NonLocalQuery, CCNetQuery)  # answered with an attention map (``attention``, ``top``)
 
 
 @dataclass

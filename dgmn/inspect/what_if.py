@@ -12,6 +12,19 @@ Edits are JSON objects; each applies to every DGMN layer of the model unless ``"
     {"op": "occlude", "box": [x0, y0, x1, y1], "fill": "mean" | "blur"}   the input: the box is filled with the image's
                                                   mean colour or a strong blur before the model runs (every model)
 
+The other context modules take the edits that mean something for them (issue 15):
+
+* deformable convolution (DCN, :class:`dgmn.modules.DeformableContext`), one "rate" 0 whose nodes are its K taps:
+  ``drop_node`` (rate 0: tap k's modulation mask is 0), ``no_walks`` ("no offsets": the taps on the dilated grid,
+  the masks computed as before) and ``no_context`` (its output D before the BN is zero);
+* criss-cross attention (CCNet, :class:`dgmn.modules.CrissCross2d`): ``mask_attention`` (in every pass, at the
+  keys on the query's row and column) and ``no_context`` (every pass's y before γ is zero), as for Non-local.
+
+An edit a model's layers do not take is refused with a message naming the edit and the layers it needs.
+At pixel scope CCNet's edits apply to the footprint's queries in every pass; the other positions' first pass is
+unedited, so a ``mask_attention`` at the pixel is not the image scope's effect there (the pixel's second pass
+reads positions whose first pass did see the box). ``no_context`` is: the pixel's own messages are zero in both.
+
 Scope ``"pixel"``: the graph edits apply only at the feature positions from which the clicked pixel's logits
 are interpolated (its bilinear footprint, ≤ 4 positions per layer), so the pixel's new probabilities are the
 full effect of the edit and the rest of the image is untouched up to that footprint. ``"image"``: at every
@@ -30,7 +43,7 @@ import numpy as np
 import torch
 
 from ..evaluate.metrics import ConfusionMatrix
-from ..modules import DGMN, NonLocal2d
+from ..modules import DGMN, CrissCross2d, DeformableContext, NonLocal2d
 from ..modules.graph_edit import (DropNode, DropRate, EditList, GraphEdit, MaskAttention, NoContext, NoWalks,
                                   UniformAffinity)
 from .coordinates import bilinear_footprint, inside_box
@@ -130,17 +143,40 @@ def _check_box(e: dict, image_size) -> tuple[float, float, float, float]:
     return x0, y0, x1, y1
 
 
-def _targets(e: dict, layers: dict[str, torch.nn.Module], kind) -> list[str]:
+# which layers take each graph edit, and how the message names them
+_KINDS = {
+    "drop_rate": ((DGMN,), "a DGMN layer"),
+    "drop_node": ((DGMN, DeformableContext), "a DGMN layer (or a deformable-convolution, DCN, layer)"),
+    "no_walks": ((DGMN, DeformableContext), "a DGMN layer (or a deformable-convolution, DCN, layer)"),
+    "uniform_affinity": ((DGMN,), "a DGMN layer"),
+    "no_context": ((DGMN, NonLocal2d, DeformableContext, CrissCross2d), "a DGMN or Non-local layer (or a DCN or CCNet layer)"),
+    "mask_attention": ((NonLocal2d, CrissCross2d), "a Non-local layer (or a criss-cross attention, CCNet, layer)"),
+}
+
+
+def _targets(e: dict, layers: dict[str, torch.nn.Module]) -> list[str]:
+    kind, what = _KINDS[e["op"]]
     names = [n for n, m in layers.items() if isinstance(m, kind)]
     if "layer" in e:
         if e["layer"] not in layers:
             raise EditError(f"edit {json.dumps(e)}: the model has no context layer {e['layer']!r}; its layers: {', '.join(layers) or 'none'}")
         names = [e["layer"]] if isinstance(layers[e["layer"]], kind) else []
     if not names:
-        what = "DGMN" if kind is DGMN else "Non-local" if kind is NonLocal2d else "DGMN or Non-local"
-        raise EditError(f"edit {json.dumps(e)}: {e['op']} needs a {what} layer, and this model has none"
+        raise EditError(f"edit {json.dumps(e)}: {e['op']} needs {what}, and this model has none"
                         + (f" named {e['layer']!r}" if "layer" in e else ""))
     return names
+
+
+def _deformable_edit(e: dict, name: str, layer: DeformableContext, w) -> GraphEdit:
+    """drop_node / no_walks for a DCN layer, its one sampling grid being DGMN's rate 0."""
+    K = layer.kernel_size**2
+    if e.get("rate", 0) != 0:
+        raise EditError(f"edit {json.dumps(e)}: layer {name!r} is a deformable convolution with one sampling grid (rate 0); rate must be 0")
+    if e["op"] == "drop_node":
+        if e["node"] >= K:
+            raise EditError(f"edit {json.dumps(e)}: layer {name!r} has {K} taps; node must be 0…{K - 1}")
+        return DropNode(where=w, rate=0, node=e["node"])
+    return NoWalks(where=w, rate=0)  # "no offsets": the taps on the dilated grid
 
 
 def layer_edits(edits: list[dict], layers: dict[str, torch.nn.Module], feature_sizes: dict[str, tuple[int, int]],
@@ -154,10 +190,11 @@ def layer_edits(edits: list[dict], layers: dict[str, torch.nn.Module], feature_s
         if op == "occlude":
             _check_box(e, image_size)
             continue
-        kind = NonLocal2d if op == "mask_attention" else (DGMN, NonLocal2d) if op == "no_context" else DGMN
-        for name in _targets(e, layers, kind):
+        for name in _targets(e, layers):
             layer, w = layers[name], where.get(name)
-            if op == "no_context":
+            if isinstance(layer, DeformableContext) and op in ("drop_node", "no_walks"):
+                edit = _deformable_edit(e, name, layer, w)
+            elif op == "no_context":
                 edit = NoContext(where=w)
             elif op == "mask_attention":
                 keys = torch.from_numpy(inside_box(_check_box(e, image_size), feature_sizes[name], image_size))

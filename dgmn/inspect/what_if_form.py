@@ -3,21 +3,24 @@ chooser's labels, and the answer in words ("dgmn-full: boathouse 0.94 → house 
 from __future__ import annotations
 
 from .rate_labels import RATE_LABELS, rates_from_labels
-from .records import DGMNQuery, Inspection
+from .records import DCNQuery, Inspection, NODE_QUERIES
 from .what_if import WhatIfResult
 
 MAX_RATES = 8
 
 
 def node_choices(inspection: Inspection | None, top: int = 12) -> list[tuple[str, str]]:
-    """(label, value) of the clicked pixel's DGMN nodes in the first model that has them, largest share first:
-    ("rate 2 · node 7 · 12% of the message", "2:7"); rates are 1-based in labels, 0-based in values."""
+    """(label, value) of the clicked pixel's DGMN nodes (or deformable-convolution taps) in the first model that has
+    them, largest share first: ("rate 2 · node 7 · 12% of the message", "2:7"); a DCN tap is
+    ("tap 4 · 15% of the output", "0:4"), its one grid being rate 0. Rates are 1-based in labels, 0-based in values."""
     if inspection is None:
         return []
     for answer in inspection.models.values():
         first = answer.first_layer()
-        if first is not None and isinstance(first[1], DGMNQuery):
+        if first is not None and isinstance(first[1], NODE_QUERIES):
             nodes = sorted(first[1].nodes, key=lambda n: -n.share)[:top]
+            if isinstance(first[1], DCNQuery):
+                return [(f"tap {n.node} · {100 * n.share:.0f}% of the output", f"0:{n.node}") for n in nodes]
             return [(f"rate {n.rate + 1} · node {n.node} · {100 * n.share:.0f}% of the message", f"{n.rate}:{n.node}") for n in nodes]
     return []
 

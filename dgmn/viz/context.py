@@ -1,20 +1,29 @@
-"""The context panel of one layer (or one model) at one pixel: DGMN nodes and walks, or Non-local attention."""
+"""The context panel of one layer (or one model) at one pixel: DGMN nodes and walks, Non-local attention, the
+points of a deformable convolution (DCN), or criss-cross attention (CCNet)."""
 from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
 
-from ..inspect.records import DGMNQuery, LayerQuery, ModelAnswer
+from ..inspect.records import CCNetQuery, DCNQuery, DGMNQuery, LayerQuery, ModelAnswer
 from .attention import attention_figure
 from .base import plain_figure
+from .criss_cross import criss_cross_figure
+from .deformable import deformable_figure
 from .nodes import nodes_figure
 
 
 def layer_figure(image: np.ndarray, model: str, layer: str, query: LayerQuery, pixel, opacity: float = 0.6, walks: bool = True,
                  rates=None) -> go.Figure:
-    """``query``: one layer's record of ``Explorer.inspect`` / ``Inspector.query`` (DGMN or Non-local)."""
+    """``query``: one layer's record of ``Explorer.inspect`` / ``Inspector.query`` (DGMN, Non-local, DCN or CCNet).
+    ``walks`` also switches DCN's offset arrows; ``rates`` applies to DGMN only."""
     if isinstance(query, DGMNQuery):
         return nodes_figure(image, query, pixel, rates=rates, walks=walks, title=f"{model}: sampled nodes ({layer})")
+    if isinstance(query, DCNQuery):
+        return deformable_figure(image, query, pixel, offsets=walks, title=f"{model}: deformable conv, sampled points ({layer})")
+    if isinstance(query, CCNetQuery):
+        return criss_cross_figure(image, query, pixel, opacity,
+                                  title=f"{model}: criss-cross attention, {query.recurrence} passes ({layer})")
     return attention_figure(image, query, pixel, opacity, title=f"{model}: Non-local attention ({layer})")
 
 

@@ -217,23 +217,18 @@ def test_dgmn_row_of_one_position_is_what_the_inspector_reports(scenes):
     assert np.allclose(row, one, atol=TOL)
 
 
-def test_class_heat_splats_the_shares_where_the_nodes_sampled(scenes):
-    model = small_model("dgmn", dilations=[1, 3], groups=4, random_walk=True)
-    sc = scenes[0]
-    ins = run(model, sc)
-    L = sc.label
-    H, W = L.shape
-    cls = max(range(C), key=lambda a: (L == a).sum() * (a != 2))  # a well-represented class other than grass
-    heat = class_heat(ins, L, CLASSES[cls], labels_from="truth", classes=CLASSES)
-    rec = ins.records[heat.layer]
-    h, w = rec.feature_size
+def slow_heat(rec, L, cls, sources):
+    """By loops: the class's heat map before averaging (each source's share split bilinearly over the 4 image
+    pixels around where it sampled), the number of its positions and its share outside the map. ``sources(rec,
+    L, iy, ix)`` yields (source class, share, py, px, inside) of one position."""
+    (H, W), (h, w) = L.shape, rec.feature_size
     want, n, outside = np.zeros((H, W)), 0, 0.0
     for iy in range(h):
         for ix in range(w):
             if label_at(L, iy, ix, (h, w)) != cls:
                 continue
             n += 1
-            for _, share, py, px, inside in slow_nodes(rec, L, iy, ix):
+            for _, share, py, px, inside in sources(rec, L, iy, ix):
                 if not inside:
                     outside += share
                     continue
@@ -244,6 +239,18 @@ def test_class_heat_splats_the_shares_where_the_nodes_sampled(scenes):
                                    (y0 + 1, x0, (Y - y0) * (1 - (X - x0))), (y0 + 1, x0 + 1, (Y - y0) * (X - x0))):
                     if wt:
                         want[yy, xx] += share * wt
+    return want, n, outside
+
+
+def test_class_heat_splats_the_shares_where_the_nodes_sampled(scenes):
+    model = small_model("dgmn", dilations=[1, 3], groups=4, random_walk=True)
+    sc = scenes[0]
+    ins = run(model, sc)
+    L = sc.label
+    cls = max(range(C), key=lambda a: (L == a).sum() * (a != 2))  # a well-represented class other than grass
+    heat = class_heat(ins, L, CLASSES[cls], labels_from="truth", classes=CLASSES)
+    rec = ins.records[heat.layer]
+    want, n, outside = slow_heat(rec, L, cls, slow_nodes)
     assert heat.positions == n > 0 and heat.class_name == CLASSES[cls] and heat.labels == "truth"
     assert np.abs(heat.heat - want / n).max() < TOL and heat.outside == pytest.approx(outside / n, abs=TOL)
     assert heat.heat.sum() == pytest.approx(1 - heat.outside, abs=TOL)
