@@ -11,7 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ["dgmn-explorer", "dgmn-train", "dgmn-evaluate", "dgmn-inspect", "dgmn-export"]
-SHIPPED = sorted(p.name for p in (ROOT / "checkpoints").glob("*") if p.suffix in (".json", ".safetensors"))
+SHIPPED = sorted(p.relative_to(ROOT / "checkpoints").as_posix() for p in (ROOT / "checkpoints").rglob("*")
+                 if p.suffix in (".json", ".safetensors"))  # the models and their training timelines (NAME.timeline/)
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +29,11 @@ def wheel(tmp_path_factory):
 def test_wheel_contents(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names} == {"dgmn", "dgmn-0.1.0.dist-info"}  # no top-level viz, app or tests
-    assert sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("dgmn/checkpoints/")) == SHIPPED
+    assert sorted(n.removeprefix("dgmn/checkpoints/") for n in names if n.startswith("dgmn/checkpoints/")) == SHIPPED
     assert "dgmn/ops/csrc/dynamic_aggregate.cpp" in names  # the CPU kernel compiles from its source on first use
     assert {"dgmn/app/__main__.py", "dgmn/viz/nodes.py", "dgmn/inspect/records.py"} <= set(names)
     size = sum(i.file_size for i in zipfile.ZipFile(wheel).infolist() if i.filename.startswith("dgmn/checkpoints/"))
-    assert size < 4e6, f"checkpoints take {size / 1e6:.1f} MB in the wheel"
+    assert size < 25e6, f"checkpoints and timelines take {size / 1e6:.1f} MB in the wheel"
     entry = zipfile.ZipFile(wheel).read("dgmn-0.1.0.dist-info/entry_points.txt").decode()
     for cmd in COMMANDS:
         assert f"{cmd} = " in entry
@@ -51,8 +52,9 @@ def test_installed_commands_and_checkpoints(wheel, tmp_path):
         r = subprocess.run([str(bin_ / cmd), "--help"], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0 and "usage:" in r.stdout, f"{cmd} --help: {r.stderr[-500:]}"
     code = ("import dgmn, importlib.util as u; m = dgmn.load_model('dgmn-full'); "
-            "print(dgmn.__file__); print(m.card['name'], m.config.context); print(u.find_spec('viz'), u.find_spec('app'))")
+            "print(dgmn.__file__); print(m.card['name'], m.config.context, dgmn.models.has_timeline('dgmn-full')); "
+            "print(u.find_spec('viz'), u.find_spec('app'))")
     r = subprocess.run([str(bin_ / "python"), "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     where, model, missing = r.stdout.strip().splitlines()
-    assert str(venv) in where and model == "dgmn-full dgmn" and missing == "None None"
+    assert str(venv) in where and model == "dgmn-full dgmn True" and missing == "None None"

@@ -19,7 +19,7 @@ The held-out split is never used to choose; it only reports.
 ``--timeline`` also copies the chosen run's training timeline (``<name>.timeline/``) beside it.
 
 ``python -m dgmn.train.seed_selection --reproduce runs/dgmn-full-s2/dgmn-full --out checkpoints --timeline``
-replaces a shipped model by a re-run of its chosen seed (the same command): float sums at a fixed thread
+replaces a shipped model by a re-run of its chosen seed (the same command, up to ``--out``): float sums at a fixed thread
 count are exact on one kind of processor but differ between processors, so a re-run elsewhere gives other
 tensors. The seed stays chosen by the recorded runs; the card's ``seed_selection.reproduction`` records the
 re-run's validation and held-out mIoU next to the original run's, and its metrics and training block are the
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import statistics
 import sys
@@ -88,6 +89,14 @@ def copy_timeline(run: str | Path, out: str | Path, name: str) -> Path:
     return dst
 
 
+def same_command(a: str, b: str) -> bool:
+    """Whether two training commands are the same run, up to the folder they write to (``--out``)."""
+    def without_out(command: str) -> list[str]:
+        words = shlex.split(command)
+        return [w for i, w in enumerate(words) if w != "--out" and (i == 0 or words[i - 1] != "--out")]
+    return without_out(a) == without_out(b)
+
+
 def reproduce(run: str | Path, out: str | Path, val_seed: int = 2000, val_images: int = 500, timeline: bool = False) -> dict:
     """Replace the shipped ``out/<name>`` by ``run``, a re-run of its chosen seed with the same command; returns the
     card's ``seed_selection`` with its ``reproduction`` block. ValueError if ``run`` is another seed or command."""
@@ -97,7 +106,7 @@ def reproduce(run: str | Path, out: str | Path, val_seed: int = 2000, val_images
     shipped = read_card(Path(out) / f"{rec['name']}.json")
     sel = shipped.get("seed_selection") or {}
     chosen = next((r for r in sel.get("runs", []) if r["seed"] == sel.get("chosen_seed")), None)
-    if chosen is None or rec["seed"] != chosen["seed"] or rec["command"] != chosen["command"]:
+    if chosen is None or rec["seed"] != chosen["seed"] or not same_command(rec["command"], chosen["command"]):
         raise ValueError(f"{run} is seed {rec['seed']} trained with {rec['command']!r}; the shipped {rec['name']} was chosen "
                          f"as seed {sel.get('chosen_seed')} trained with {chosen and chosen['command']!r} — re-run exactly that")
     summary = dict(sel, reproduction={

@@ -1,4 +1,5 @@
-"""Playwright drives Debian's chromium: open the app, upload an image, click a pixel, see the panels change."""
+"""Playwright drives Debian's chromium: open the app, upload an image, click a pixel, see the panels change (the graph,
+what-if, class flow, the training slider moved once, the model table, an example)."""
 import os
 import re
 import shutil
@@ -65,6 +66,16 @@ def test_upload_click_and_panels_change(tmp_path):
             page.locator("#flow-button").click()
             sync_api.expect(page.locator("#flow-info")).to_contain_text("dgmn-full: boathouse", timeout=60_000)
             sync_api.expect(page.locator("#flow-bars0")).to_contain_text("share of its messages per source", timeout=30_000)
+            # the training timeline (shipped for dgmn-full and fcn-nonlocal): move the slider off step 0
+            page.get_by_role("tab", name="Training").click()
+            info = page.locator("#tl-info")
+            sync_api.expect(info).to_contain_text("Step 0", timeout=120_000)
+            track = page.locator("#tl-slider input[type=range]")
+            b = track.bounding_box()
+            track.click(position={"x": 0.6 * b["width"], "y": b["height"] / 2})  # pointer up: Gradio's "release"
+            sync_api.expect(info).to_contain_text(re.compile(r"Step [1-9]\d*"), timeout=120_000)
+            step = re.search(r"Step (\d+)", info.inner_text()).group(1)
+            sync_api.expect(page.locator("#tl-graph0")).to_contain_text(f"at step {step}", timeout=30_000)
             page.get_by_role("tab", name="Graph").click()
             # what each model is, from the cards, one click away
             page.get_by_text("The models: what each one is and how it scored").click()

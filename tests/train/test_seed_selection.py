@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from dgmn.data import ContextScenes
 from dgmn.evaluate import evaluate_model
 from dgmn.models import load_model
-from dgmn.train.seed_selection import median_run
+from dgmn.train.seed_selection import median_run, same_command
 
 from .test_train import ROOT, run_train
 
@@ -89,6 +89,8 @@ def test_a_re_run_of_the_chosen_seed_replaces_the_shipped_model_with_its_timelin
     rep = card["seed_selection"]["reproduction"]
     assert rep["original"]["heldout_miou"] == chosen["heldout_miou"] and rep["heldout_miou"] == pytest.approx(card["metrics"]["miou"], abs=0.01)
     assert card["seed_selection"]["runs"] == summary["runs"] and card["training"]["command"] == chosen["command"]
+    assert same_command("python -m dgmn.train --config c.yaml --out a --set x=1", "python -m dgmn.train --config c.yaml --out b --set x=1")
+    assert not same_command("python -m dgmn.train --config c.yaml --out a --set x=1", "python -m dgmn.train --config c.yaml --out a --set x=2")
     index = json.loads((tmp_path / "shipped" / "fcn.timeline" / "index.json").read_text())
     last = index["snapshots"][-1]
     a = load_file(str(tmp_path / "shipped" / "fcn.timeline" / last["file"]))
