@@ -1,7 +1,9 @@
-"""Benchmarks: ``python -m dgmn.bench {op,layer,app,load,soak} [--json] [--repeats N] [--quick] [--minutes N]``.
+"""Benchmarks: ``python -m dgmn.bench {op,layer,gpu,app,load,soak} [--json] [--repeats N] [--runs N] [--quick] [--minutes N]``.
 
 Each prints a table of what it measured on this machine (and the machine: CPU, threads, torch version);
-``--json`` prints the rows as JSON instead.
+``--json`` prints the rows as JSON instead. ``op --gpu-compile`` compiles the Triton kernels for sm_80/sm_90
+and reports registers and spills (no GPU needed); ``gpu`` validates and times the Triton op on a CUDA device
+(without one it says so and exits 0).
 """
 from __future__ import annotations
 
@@ -32,16 +34,29 @@ def machine() -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m dgmn.bench", description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=["op", "layer", "app", "load", "soak"], help="which benchmark to run")
+    p.add_argument("what", choices=["op", "layer", "gpu", "app", "load", "soak"], help="which benchmark to run")
     p.add_argument("--minutes", type=float, default=10, help="soak: how long to run")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
-    p.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median reported)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed calls per measurement, median reported (default: 5; layer and gpu: 3)")
+    p.add_argument("--runs", type=int, default=3, help="layer, gpu: times the whole set is measured (median and spread)")
     p.add_argument("--quick", action="store_true", help="only the smaller sizes")
+    p.add_argument("--gpu-compile", action="store_true",
+                   help="op: compile the Triton kernels for sm_80/sm_90 ahead of time and report registers and spills")
     args = p.parse_args(argv)
+    if args.gpu_compile and args.what != "op":
+        p.error("--gpu-compile goes with op")
+    if args.repeats is None and args.what not in ("layer", "gpu"):
+        args.repeats = 5
+    if args.what == "gpu" and not torch.cuda.is_available():
+        print("python -m dgmn.bench gpu: no CUDA device here (torch.cuda.is_available() is False); nothing to validate")
+        return 0
     if args.what == "op":
         from . import op as bench
     elif args.what == "layer":
         from . import layer as bench
+    elif args.what == "gpu":
+        from . import gpu as bench
     elif args.what == "app":
         from . import app as bench
     else:
@@ -50,6 +65,10 @@ def main(argv=None) -> int:
         rows = bench.run_load()
     elif args.what == "soak":
         rows = bench.run_soak(args.minutes)
+    elif args.what == "op" and args.gpu_compile:
+        rows = bench.run_gpu_compile()
+    elif args.what in ("layer", "gpu"):
+        rows = bench.run(repeats=args.repeats or 3, quick=args.quick, runs=args.runs)
     else:
         rows = bench.run(repeats=args.repeats, quick=args.quick)
     info = machine()
@@ -58,7 +77,11 @@ def main(argv=None) -> int:
     else:
         print(f"# python -m dgmn.bench {' '.join(sys.argv[1:] if argv is None else argv)}")
         print("# " + ", ".join(f"{k}={v}" for k, v in info.items()))
-        if hasattr(bench, "COLUMNS"):
+        report = bench.gpu_compile_report if args.gpu_compile else getattr(bench, "report", None)
+        if report is not None:
+            for line in report(rows):
+                print(line)
+        elif hasattr(bench, "COLUMNS"):
             print(format_table(rows, bench.COLUMNS, {"size": bench.size_label} if hasattr(bench, "size_label") else {}))
             for line in bench.verdicts(rows):
                 print(line)
@@ -66,7 +89,7 @@ def main(argv=None) -> int:
             for r in rows:
                 for k, v in r.items():
                     print(f"{k:>26}: {v:.1f}" if isinstance(v, float) else f"{k:>26}: {v}")
-    return 0
+    return bench.status(rows) if hasattr(bench, "status") else 0
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from ..ops import all_finite, deform_conv2d, dilated_conv2d, dynamic_aggregate
 def grid_conv(conv: nn.Conv2d, h: torch.Tensor) -> torch.Tensor:
     """``conv(h)`` for a dilated conv that reads the uniform grid; on the CPU as a 1×1 conv + shifted sums,
     which is faster than oneDNN's direct dilated convolution for these few output channels."""
-    if h.device.type == "cpu":
+    if h.device.type == "cpu" and not torch.compiler.is_compiling():  # compiled: one extern conv, not 9 slices
         return dilated_conv2d(h, conv.weight, conv.bias, conv.dilation[0])
     return conv(h)
 
@@ -168,7 +168,10 @@ class DGMN(nn.Module):
                     logits = pred[:, n_filters:] if edit is None else edit.affinity_logits(self, s, pred[:, n_filters:])
                     affinity = torch.softmax(logits, dim=1)
             if affinity is not None and filters is not None:
-                weight = (affinity.unsqueeze(2) * filters.view(B, K, G, H, W)).reshape(B, K * G, H, W)
+                a = affinity  # softmax gives NCHW; a channels-last product with channels-last filters is ~15× faster
+                if filters.stride(1) == 1 and K > 1:
+                    a = affinity.contiguous(memory_format=torch.channels_last)
+                weight = (a.unsqueeze(2) * filters.view(B, K, G, H, W)).reshape(B, K * G, H, W)
             elif affinity is not None:
                 weight = affinity
             elif filters is not None:
@@ -186,9 +189,8 @@ class DGMN(nn.Module):
         total = None
         for s, g in enumerate(graphs):
             m = dynamic_aggregate(self.message_transforms[s](h), g.offset, g.weight, (g.dilation,), self.kernel_size)
-            # one (B, C, H, W) buffer for all rates: the first sum makes it (the op's output is a view that
-            # autograd forbids modifying), later rates add into it in place
-            total = m if s == 0 else (total + m if s == 1 else total.add_(m))
+            # one (B, C, H, W) buffer for all rates: the first rate's output (a fresh tensor), later rates add into it
+            total = m if s == 0 else total.add_(m)
         if self.graph_edit is not None:
             total = self.graph_edit.message(self, total)
         return self.output_conv(total)
@@ -199,7 +201,10 @@ class DGMN(nn.Module):
             raise ValueError(
                 f"DGMN: input must have shape (B, {self.channels}, H, W), got {tuple(f.shape)}"
             )
-        if f.device.type != "meta" and not torch.jit.is_tracing() and not all_finite(f):
+        # a branch on the data: eager only (torch.compile and torch.export cannot trace it; the op still refuses
+        # non-finite walks at run time, compiled or not)
+        tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()
+        if f.device.type != "meta" and not tracing and not all_finite(f):
             raise ValueError("DGMN: input contains NaN or infinite values; check the layers before it")
         if f.device.type == "cpu":  # the fused CPU op and the convs both prefer channels-last
             f = f.contiguous(memory_format=torch.channels_last)

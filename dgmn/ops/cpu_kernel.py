@@ -1,4 +1,5 @@
-"""Fused CPU kernel (C++/OpenMP through ``torch.utils.cpp_extension``) with a hand-written backward.
+"""Fused CPU kernel (C++/OpenMP through ``torch.utils.cpp_extension``) with a hand-written backward; the
+custom op ``dgmn::dynamic_aggregate`` (and its backward) call :func:`forward_cpu` and :func:`backward_cpu`.
 
 Compiled on first use (about 15–30 s) and cached by PyTorch in ``$TORCH_EXTENSIONS_DIR``
 (default ``~/.cache/torch_extensions``). Features are processed channels-last, (B, H, W, C):
@@ -13,11 +14,11 @@ import shutil
 import threading
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 
-from .reference import dynamic_aggregate_reference
+from .reference import dynamic_aggregate_reference_backward
 
 _SOURCE = Path(__file__).with_name("csrc") / "dynamic_aggregate.cpp"
 _lock = threading.Lock()
@@ -75,33 +76,38 @@ def _planes(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous()
 
 
-class _DynamicAggregateCPU(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, offset, weight, dilations, kernel_size):
-        ext = load_extension()
-        xs, os_, ws = _nhwc(x), _planes(offset), _planes(weight)
-        out = ext.forward(xs, os_, ws, list(dilations), kernel_size)
-        ctx.save_for_backward(xs, os_, ws)
-        ctx.dilations, ctx.kernel_size = list(dilations), kernel_size
-        return out.permute(0, 3, 1, 2)  # (B, C, H, W) view with channels-last strides
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out):
-        xs, os_, ws = ctx.saved_tensors
-        ext = load_extension()
-        gx, goff, gw = ext.backward(_nhwc(grad_out), xs, os_, ws, ctx.dilations, ctx.kernel_size,
-                                     ctx.needs_input_grad[0], ctx.needs_input_grad[2])
-        gx = gx.permute(0, 3, 1, 2) if ctx.needs_input_grad[0] else None
-        goff = goff if ctx.needs_input_grad[1] else None
-        gw = gw if ctx.needs_input_grad[2] else None
-        return gx, goff, gw, None, None
+def forward_cpu(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, dilations: Sequence[int],
+                kernel_size: int = 3) -> Optional[torch.Tensor]:
+    """The fused forward (inputs already validated): (B, C, H, W) in channels-last memory format; None without a
+    C++ compiler (the caller runs the reference)."""
+    ext = load_extension()
+    if ext is None:
+        return None
+    return ext.forward(_nhwc(x), _planes(offset), _planes(weight), list(dilations), kernel_size)
 
 
-def dynamic_aggregate_cpu(
-    x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, dilations: Sequence[int], kernel_size: int = 3
-) -> torch.Tensor:
-    """Fused CPU implementation of :func:`dgmn.ops.dynamic_aggregate` (inputs already validated)."""
-    if load_extension() is None:
-        return dynamic_aggregate_reference(x, offset, weight, dilations, kernel_size)
-    return _DynamicAggregateCPU.apply(x, offset, weight, tuple(dilations), kernel_size)
+def backward_cpu(grad_out: torch.Tensor, x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor,
+                 dilations: Sequence[int], kernel_size: int, needs: Sequence[bool]):
+    """The fused backward: (grad_x, grad_offset, grad_weight); a gradient ``needs`` does not ask for is None.
+    grad_x is channels-last; grad_offset and grad_weight take the layout of their inputs."""
+    ext = load_extension()
+    if ext is None:
+        return dynamic_aggregate_reference_backward(grad_out, x, offset, weight, dilations, kernel_size, needs)
+    gx, goff, gw = ext.backward(_nhwc(grad_out), _nhwc(x), _planes(offset), _planes(weight), list(dilations),
+                                kernel_size, bool(needs[0]), bool(needs[2]))
+    return (gx if needs[0] else None), (goff if needs[1] else None), (gw if needs[2] else None)
+
+
+def taps_forward_cpu(z: torch.Tensor, offset: torch.Tensor, dilation: int, kernel_size: int) -> Optional[torch.Tensor]:
+    """The deformable conv's taps summed (see :func:`dgmn.ops.deform_conv.deform_taps`); None without the kernel."""
+    ext = load_extension()
+    return None if ext is None else ext.taps_forward(_nhwc(z), _planes(offset), int(dilation), kernel_size)
+
+
+def taps_backward_cpu(grad_out, z, offset, dilation: int, kernel_size: int, need_gz: bool):
+    """(grad_z or None, grad_offset) of :func:`taps_forward_cpu`; None without the kernel."""
+    ext = load_extension()
+    if ext is None:
+        return None
+    gz, goff = ext.taps_backward(_nhwc(grad_out), _nhwc(z), _planes(offset), int(dilation), kernel_size, bool(need_gz))
+    return (gz if need_gz else None), goff

@@ -9,12 +9,15 @@ Backward: grad_x is scattered with ``tl.atomic_add``; grad_offset and grad_weigh
 channels of a group, reduced per program and added atomically across channel blocks. Accumulation is
 in float32 for float16/bfloat16 and in the input dtype otherwise.
 
+Block sizes, warps and options of every launch come from :func:`forward_launch` / :func:`backward_launch`,
+which :mod:`dgmn.ops.triton_aot` also uses to compile the kernels ahead of time for sm_80 and sm_90.
+
 Tested on the CPU with ``TRITON_INTERPRET=1`` (which must be set before triton is imported); every
 load and store is masked, since the interpreter does not catch out-of-bounds accesses.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 import triton
@@ -124,12 +127,31 @@ def _bwd_kernel(x_ptr, off_ptr, w_ptr, gout_ptr, gx_ptr, goff_ptr, gw_ptr, dil_p
                 tl.atomic_add(gx_ptr + p11, (ly * lx)[:, None] * gwo, mask=m11[:, None] & cmask[None, :])
 
 
-def _blocks(HW: int, Cg: int) -> tuple[int, int]:
-    """BLOCK_C: the largest power of two ≤ 64 dividing C/G (one group per program); BLOCK_P fills ~4k elements."""
+# Elements (BLOCK_P × BLOCK_C) one program holds, per kernel. Chosen with the ahead-of-time sm_80/sm_90 compile
+# (``python -m dgmn.bench op --gpu-compile``, 4 warps): at 4096 the backward spilled (sm_80: ~7 KB of spill
+# stores per thread) and the forward sat at the 255-register limit; at 2048 / 1024 neither spills in any dtype.
+FWD_ELEMENTS = 2048
+BWD_ELEMENTS = 1024
+NUM_WARPS = 4
+
+
+class Launch(NamedTuple):
+    """One kernel launch exactly as the launcher makes it; the ahead-of-time compile reads the same object."""
+
+    kernel: str  # name of the @triton.jit function in this module
+    grid: tuple[int, int]
+    args: tuple[tuple[str, object], ...]  # the kernel's runtime arguments, (name, value), in order
+    constexprs: dict  # ACC, BLOCK_P, BLOCK_C (and NEED_GX)
+    options: dict  # num_warps, enable_fp_fusion
+
+
+def block_sizes(HW: int, Cg: int, elements: int) -> tuple[int, int]:
+    """BLOCK_C: the largest power of two ≤ 64 dividing C/G (one group per program); BLOCK_P fills ``elements``
+    (between 16 and 256 pixels, at most the map's pixel count rounded up to a power of two)."""
     block_c = 1
     while block_c < 64 and Cg % (block_c * 2) == 0:
         block_c *= 2
-    block_p = max(16, min(256, 4096 // block_c))
+    block_p = max(16, min(256, elements // block_c))
     block_p = min(block_p, triton.next_power_of_2(HW))
     return block_p, block_c
 
@@ -138,48 +160,63 @@ def _acc_dtype(dtype: torch.dtype):
     return tl.float64 if dtype == torch.float64 else tl.float32
 
 
-class _DynamicAggregateTriton(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, offset, weight, dilations, kernel_size):
-        B, C, H, W = x.shape
-        S, K = len(dilations), kernel_size * kernel_size
-        G = weight.shape[1] // (S * K)
-        xs = x.permute(0, 2, 3, 1).contiguous()
-        offset, weight = offset.contiguous(), weight.contiguous()
-        dil = torch.tensor(list(dilations), dtype=torch.int32, device=x.device)
-        out = torch.empty_like(xs)
-        bp, bc = _blocks(H * W, C // G)
-        grid = (B * triton.cdiv(H * W, bp), triton.cdiv(C, bc))
-        _fwd_kernel[grid](xs, offset, weight, out, dil, H, W, C, C // G, G, S, kernel_size, H * W,
-                          ACC=_acc_dtype(x.dtype), BLOCK_P=bp, BLOCK_C=bc)
-        ctx.save_for_backward(xs, offset, weight, dil)
-        ctx.meta = (B, C, H, W, S, G, kernel_size)
-        return out.permute(0, 3, 1, 2)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out):
-        xs, offset, weight, dil = ctx.saved_tensors
-        B, C, H, W, S, G, ks = ctx.meta
-        acc = torch.float64 if xs.dtype == torch.float64 else torch.float32
-        go = grad_out.permute(0, 2, 3, 1).contiguous()
-        need_gx = ctx.needs_input_grad[0]
-        gx = torch.zeros(xs.shape if need_gx else (1,), dtype=acc, device=xs.device)
-        goff = torch.zeros(offset.shape, dtype=acc, device=xs.device)
-        gw = torch.zeros(weight.shape, dtype=acc, device=xs.device)
-        bp, bc = _blocks(H * W, C // G)
-        grid = (B * triton.cdiv(H * W, bp), triton.cdiv(C, bc))
-        _bwd_kernel[grid](xs, offset, weight, go, gx, goff, gw, dil, H, W, C, C // G, G, S, ks,
-                          H * W, NEED_GX=need_gx, ACC=_acc_dtype(xs.dtype), BLOCK_P=bp, BLOCK_C=bc)
-        dt = xs.dtype
-        gx = gx.to(dt).permute(0, 3, 1, 2) if need_gx else None
-        goff = goff.to(dt) if ctx.needs_input_grad[1] else None
-        gw = gw.to(dt) if ctx.needs_input_grad[2] else None
-        return gx, goff, gw, None, None
+def _sizes(xs: torch.Tensor, weight: torch.Tensor, S: int, ks: int) -> tuple[int, int, int, int, int]:
+    B, H, W, C = xs.shape
+    return B, H, W, C, weight.shape[1] // (S * ks * ks)
 
 
-def dynamic_aggregate_triton(
-    x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, dilations: Sequence[int], kernel_size: int = 3
-) -> torch.Tensor:
-    """Triton implementation of :func:`dgmn.ops.dynamic_aggregate` (inputs already validated)."""
-    return _DynamicAggregateTriton.apply(x, offset, weight, tuple(dilations), kernel_size)
+def forward_launch(xs, offset, weight, out, dil, ks: int) -> Launch:
+    """The forward launch for channels-last x (B, H, W, C), contiguous offset/weight, NHWC out, dilations ``dil``."""
+    S = dil.numel()
+    B, H, W, C, G = _sizes(xs, weight, S, ks)
+    bp, bc = block_sizes(H * W, C // G, FWD_ELEMENTS)
+    args = (("x_ptr", xs), ("off_ptr", offset), ("w_ptr", weight), ("out_ptr", out), ("dil_ptr", dil), ("H", H),
+            ("W", W), ("C", C), ("Cg", C // G), ("G", G), ("S", S), ("KS", ks), ("HW", H * W))
+    return Launch("_fwd_kernel", (B * triton.cdiv(H * W, bp), triton.cdiv(C, bc)), args,
+                  dict(ACC=_acc_dtype(xs.dtype), BLOCK_P=bp, BLOCK_C=bc), dict(num_warps=NUM_WARPS, enable_fp_fusion=True))
+
+
+def backward_launch(xs, offset, weight, go, gx, goff, gw, dil, ks: int, need_gx: bool) -> Launch:
+    """The backward launch; gx, goff, gw are zeroed accumulators (float32 for half inputs; gx (1,) if not needed)."""
+    S = dil.numel()
+    B, H, W, C, G = _sizes(xs, weight, S, ks)
+    bp, bc = block_sizes(H * W, C // G, BWD_ELEMENTS)
+    args = (("x_ptr", xs), ("off_ptr", offset), ("w_ptr", weight), ("gout_ptr", go), ("gx_ptr", gx), ("goff_ptr", goff),
+            ("gw_ptr", gw), ("dil_ptr", dil), ("H", H), ("W", W), ("C", C), ("Cg", C // G), ("G", G), ("S", S),
+            ("KS", ks), ("HW", H * W))
+    return Launch("_bwd_kernel", (B * triton.cdiv(H * W, bp), triton.cdiv(C, bc)), args,
+                  dict(NEED_GX=bool(need_gx), ACC=_acc_dtype(xs.dtype), BLOCK_P=bp, BLOCK_C=bc),
+                  dict(num_warps=NUM_WARPS, enable_fp_fusion=True))
+
+
+def run(launch: Launch) -> None:
+    kernel = globals()[launch.kernel]
+    kernel[launch.grid](*(v for _, v in launch.args), **launch.constexprs, **launch.options)
+
+
+def forward_triton(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, dilations: Sequence[int],
+                   kernel_size: int = 3) -> torch.Tensor:
+    """The Triton forward (inputs already validated): (B, C, H, W) in channels-last memory format."""
+    xs = x.permute(0, 2, 3, 1).contiguous()
+    dil = torch.tensor(list(dilations), dtype=torch.int32, device=x.device)
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+    run(forward_launch(xs, offset.contiguous(), weight.contiguous(), out.permute(0, 2, 3, 1), dil, kernel_size))
+    return out  # written as (B, H, W, C): channels-last, and not a view
+
+
+def backward_triton(grad_out: torch.Tensor, x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor,
+                    dilations: Sequence[int], kernel_size: int, needs: Sequence[bool]):
+    """The Triton backward: (grad_x, grad_offset, grad_weight), None where ``needs`` does not ask for one."""
+    xs = x.permute(0, 2, 3, 1).contiguous()
+    offset, weight = offset.contiguous(), weight.contiguous()
+    dil = torch.tensor(list(dilations), dtype=torch.int32, device=x.device)
+    acc = torch.float64 if xs.dtype == torch.float64 else torch.float32
+    go = grad_out.permute(0, 2, 3, 1).contiguous()
+    need_gx = bool(needs[0])
+    gx = torch.zeros(xs.shape if need_gx else (1,), dtype=acc, device=xs.device)
+    goff = torch.zeros(offset.shape, dtype=acc, device=xs.device)
+    gw = torch.zeros(weight.shape, dtype=acc, device=xs.device)
+    run(backward_launch(xs, offset, weight, go, gx, goff, gw, dil, kernel_size, need_gx))
+    dt = xs.dtype
+    return (gx.to(dt).permute(0, 3, 1, 2) if need_gx else None, goff.to(dt) if needs[1] else None,
+            gw.to(dt) if needs[2] else None)

@@ -323,16 +323,160 @@ void check_planes(const torch::Tensor& t, const char* name) {
               " must have H and W flattenable to one pixel index (NCHW or channels-last)");
 }
 
+// A (B, C, H, W) tensor in channels-last memory format for the (B, H, W, C) contiguous x: its memory is laid out
+// as x's, so the kernels write it as (B, H, W, C); returned to Python it is a plain tensor, not a permuted view.
+torch::Tensor nchw_channels_last(const torch::Tensor& x, bool zero) {
+  const auto opts = x.options().memory_format(at::MemoryFormat::ChannelsLast);
+  const std::vector<int64_t> size{x.size(0), x.size(3), x.size(1), x.size(2)};
+  auto t = torch::empty(size, opts);  // (torch::zeros would drop the memory format)
+  return zero ? t.zero_() : t;
+}
+
+// ---- deformable-convolution taps ------------------------------------------------------------------------
+// z: (B, H, W, K*O) channels [k][o]; out[b,y,x,o] = sum_k bilinear(z[b,:,:,k*O+o], p_k), p_k node k of pixel
+// (y, x) at one dilation. It is dynamic_aggregate with one-hot weights (node k <-> group k) summed over the
+// K groups, without writing the K*O per-tap channels that the sum would read back.
+template <typename T>
+void taps_forward_impl(const T* z, Planes<const T> off, T* out, const std::vector<int64_t>& dil, int64_t B, int64_t H,
+                       int64_t W, int64_t ks, int64_t O) {
+  const int64_t K = ks * ks, HW = H * W, C = K * O;
+  const T c0 = T(ks - 1) / T(2);
+  const std::vector<T> zero(C, T(0));
+  at::parallel_for(0, B * HW, 16, [&](int64_t begin, int64_t end) {
+    Node<T> n;
+    for (int64_t p = begin; p < end; ++p) {
+      const int64_t b = p / HW, y = (p % HW) / W, xx = p % W;
+      const T* zb = z + b * HW * C;
+      const T* op = off.at(b, p % HW);
+      T* __restrict__ o = out + p * O;
+      for (int64_t c = 0; c < O; ++c) o[c] = T(0);
+      for (int64_t k = 0; k < K; ++k) {
+        T py, px;
+        position(y, xx, 0, k, ks, c0, dil, op, off.sc, k, py, px);
+        if (!make_node<T>(py, px, H, W, C, zb, nullptr, zero.data(), nullptr, n)) continue;
+        const T a0 = n.coef[0], a1 = n.coef[1], a2 = n.coef[2], a3 = n.coef[3];
+        const T *__restrict__ s0 = n.src[0] + k * O, *__restrict__ s1 = n.src[1] + k * O;
+        const T *__restrict__ s2 = n.src[2] + k * O, *__restrict__ s3 = n.src[3] + k * O;
+#pragma omp simd
+        for (int64_t c = 0; c < O; ++c) o[c] += a0 * s0[c] + a1 * s1[c] + a2 * s2[c] + a3 * s3[c];
+      }
+    }
+  });
+}
+
+// Backward of taps_forward_impl: grad_z scattered (per-thread buffers as in backward_impl), grad_offset per node.
+template <typename T>
+void taps_backward_impl(const T* z, Planes<const T> off, const T* gout, T* gz, T* scratch, int64_t nbuf, Planes<T> goff,
+                        const std::vector<int64_t>& dil, int64_t B, int64_t H, int64_t W, int64_t ks, int64_t O, bool need_gz) {
+  const int64_t K = ks * ks, HW = H * W, C = K * O;
+  const T c0 = T(ks - 1) / T(2);
+  const std::vector<T> zero(C, T(0));
+  const int64_t numel = B * HW * C;
+  std::vector<char> used(nbuf, 0);
+  at::parallel_for(0, B * HW, 16, [&](int64_t begin, int64_t end) {
+    const int tid = at::get_thread_num();
+    T* gzt = nullptr;
+    if (need_gz) {
+      TORCH_CHECK(tid <= nbuf, "deform taps backward: more threads than scratch buffers");
+      gzt = tid == 0 ? gz : scratch + (tid - 1) * numel;
+      if (tid > 0) used[tid - 1] = 1;
+    }
+    std::vector<T> sink(C, T(0));
+    Node<T> n;
+    for (int64_t p = begin; p < end; ++p) {
+      const int64_t b = p / HW, y = (p % HW) / W, xx = p % W;
+      const T* zb = z + b * HW * C;
+      T* gzb = need_gz ? gzt + b * HW * C : nullptr;
+      const T* op = off.at(b, p % HW);
+      const T* __restrict__ go = gout + p * O;
+      T* gop = goff.at(b, p % HW);
+      for (int64_t k = 0; k < K; ++k) {
+        T py, px;
+        position(y, xx, 0, k, ks, c0, dil, op, off.sc, k, py, px);
+        gop[(k * 2) * goff.sc] = gop[(k * 2 + 1) * goff.sc] = T(0);
+        if (!make_node<T>(py, px, H, W, C, zb, gzb, zero.data(), sink.data(), n)) continue;
+        const T *__restrict__ s0 = n.src[0] + k * O, *__restrict__ s1 = n.src[1] + k * O;
+        const T *__restrict__ s2 = n.src[2] + k * O, *__restrict__ s3 = n.src[3] + k * O;
+        T d0 = T(0), d1 = T(0), d2 = T(0), d3 = T(0);  // <grad_out, corner i>
+#pragma omp simd reduction(+ : d0, d1, d2, d3)
+        for (int64_t c = 0; c < O; ++c) {
+          d0 += go[c] * s0[c];
+          d1 += go[c] * s1[c];
+          d2 += go[c] * s2[c];
+          d3 += go[c] * s3[c];
+        }
+        gop[(k * 2) * goff.sc] = n.dcy[0] * d0 + n.dcy[1] * d1 + n.dcy[2] * d2 + n.dcy[3] * d3;
+        gop[(k * 2 + 1) * goff.sc] = n.dcx[0] * d0 + n.dcx[1] * d1 + n.dcx[2] * d2 + n.dcx[3] * d3;
+        if (need_gz) {
+          const T a0 = n.coef[0], a1 = n.coef[1], a2 = n.coef[2], a3 = n.coef[3];
+          T *t0 = n.dst[0] + k * O, *t1 = n.dst[1] + k * O, *t2 = n.dst[2] + k * O, *t3 = n.dst[3] + k * O;
+#pragma omp simd
+          for (int64_t c = 0; c < O; ++c) {
+            t0[c] += a0 * go[c];
+            t1[c] += a1 * go[c];
+            t2[c] += a2 * go[c];
+            t3[c] += a3 * go[c];
+          }
+        }
+      }
+    }
+  });
+  if (need_gz && nbuf > 0) {
+    at::parallel_for(0, numel, 1 << 14, [&](int64_t begin, int64_t end) {
+      for (int64_t t = 0; t < nbuf; ++t) {
+        if (!used[t]) continue;
+        const T* src = scratch + t * numel;
+        for (int64_t i = begin; i < end; ++i) gz[i] += src[i];
+      }
+    });
+  }
+}
+
 }  // namespace
 
+// z: (B, H, W, K*O) contiguous, layout [k][o]; offset: (B, 2K, H, W) planes. Returns (B, O, H, W) channels-last.
+torch::Tensor taps_forward(torch::Tensor z, torch::Tensor off, int64_t dilation, int64_t ks) {
+  check(z, "z");
+  check_planes(off, "offset");
+  const int64_t B = z.size(0), H = z.size(1), W = z.size(2), O = z.size(3) / (ks * ks);
+  auto out = torch::empty({B, O, H, W}, z.options().memory_format(at::MemoryFormat::ChannelsLast));
+  const std::vector<int64_t> dil{dilation};
+  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "deform_taps_forward", [&] {
+    taps_forward_impl<scalar_t>(z.data_ptr<scalar_t>(), planes<const scalar_t>(off), out.data_ptr<scalar_t>(), dil, B, H, W,
+                                ks, O);
+  });
+  return out;
+}
+
+// grad_out: (B, H, W, O) contiguous. Returns (grad_z (B, K*O, H, W) channels-last or empty, grad_offset).
+std::vector<torch::Tensor> taps_backward(torch::Tensor gout, torch::Tensor z, torch::Tensor off, int64_t dilation, int64_t ks,
+                                         bool need_gz) {
+  check(gout, "grad_out");
+  check(z, "z");
+  check_planes(off, "offset");
+  const int64_t B = z.size(0), H = z.size(1), W = z.size(2), O = z.size(3) / (ks * ks);
+  auto gz = need_gz ? nchw_channels_last(z, true) : torch::empty({0}, z.options());
+  const int64_t nbuf = need_gz ? at::get_num_threads() - 1 : 0;
+  auto scratch = torch::zeros({nbuf > 0 ? nbuf * z.numel() : 0}, z.options());
+  auto goff = torch::empty_like(off);
+  const std::vector<int64_t> dil{dilation};
+  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "deform_taps_backward", [&] {
+    taps_backward_impl<scalar_t>(z.data_ptr<scalar_t>(), planes<const scalar_t>(off), gout.data_ptr<scalar_t>(),
+                                 need_gz ? gz.data_ptr<scalar_t>() : nullptr, nbuf > 0 ? scratch.data_ptr<scalar_t>() : nullptr,
+                                 nbuf, planes<scalar_t>(goff), dil, B, H, W, ks, O, need_gz);
+  });
+  return {gz, goff};
+}
+
 // x and grad_out: (B, H, W, C) contiguous. offset, weight: (B, channels, H, W), NCHW or channels-last.
+// Returns (B, C, H, W) in channels-last memory format.
 torch::Tensor forward(torch::Tensor x, torch::Tensor off, torch::Tensor wgt, std::vector<int64_t> dil, int64_t ks) {
   check(x, "x");
   check_planes(off, "offset");
   check_planes(wgt, "weight");
   const int64_t B = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
   const int64_t G = wgt.size(1) / (static_cast<int64_t>(dil.size()) * ks * ks);
-  auto out = torch::empty_like(x);
+  auto out = nchw_channels_last(x, false);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dynamic_aggregate_forward", [&] {
     forward_impl<scalar_t>(x.data_ptr<scalar_t>(), planes<const scalar_t>(off), planes<const scalar_t>(wgt),
                            out.data_ptr<scalar_t>(), dil, B, H, W, C, ks, G);
@@ -348,7 +492,7 @@ std::vector<torch::Tensor> backward(torch::Tensor gout, torch::Tensor x, torch::
   check_planes(wgt, "weight");
   const int64_t B = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
   const int64_t G = wgt.size(1) / (static_cast<int64_t>(dil.size()) * ks * ks);
-  auto gx = need_gx ? torch::zeros_like(x) : torch::empty({0}, x.options());
+  auto gx = need_gx ? nchw_channels_last(x, true) : torch::empty({0}, x.options());
   const int64_t nbuf = need_gx ? at::get_num_threads() - 1 : 0;
   auto scratch = torch::zeros({nbuf > 0 ? nbuf * x.numel() : 0}, x.options());
   // Gradients take the layout of their inputs (empty_like keeps NCHW or channels-last strides).
@@ -366,4 +510,6 @@ std::vector<torch::Tensor> backward(torch::Tensor gout, torch::Tensor x, torch::
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "dynamic_aggregate forward (channels-last)");
   m.def("backward", &backward, "dynamic_aggregate backward (channels-last)");
+  m.def("taps_forward", &taps_forward, "deformable-convolution taps, summed (channels-last)");
+  m.def("taps_backward", &taps_backward, "backward of taps_forward (channels-last)");
 }
