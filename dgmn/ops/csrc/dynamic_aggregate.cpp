@@ -209,6 +209,34 @@ inline void node_backward(const Node<T>& n, const T* wpn, int64_t wsc, int64_t C
   }
 }
 
+// Scattering into a gradient races between pixels: thread 0 writes `dst`, each other thread its own buffer in
+// `scratch` (nbuf x numel, allocated by the caller); reduce() adds the buffers that were used into `dst`.
+template <typename T>
+struct ScatterBuffers {
+  T* dst;
+  T* scratch;
+  int64_t nbuf, numel;
+  std::vector<char> used;
+  ScatterBuffers(T* dst, T* scratch, int64_t nbuf, int64_t numel)
+      : dst(dst), scratch(scratch), nbuf(nbuf), numel(numel), used(nbuf, 0) {}
+  T* claim(int tid, const char* what) {
+    TORCH_CHECK(tid <= nbuf, what, ": more threads than scratch buffers");
+    if (tid == 0) return dst;
+    used[tid - 1] = 1;
+    return scratch + (tid - 1) * numel;
+  }
+  void reduce() {
+    if (nbuf == 0) return;
+    at::parallel_for(0, numel, 1 << 14, [&](int64_t begin, int64_t end) {
+      for (int64_t t = 0; t < nbuf; ++t) {
+        if (!used[t]) continue;
+        const T* src = scratch + t * numel;
+        for (int64_t i = begin; i < end; ++i) dst[i] += src[i];
+      }
+    });
+  }
+};
+
 template <typename T>
 void backward_impl(const T* x, Planes<const T> off, Planes<const T> wgt, const T* gout, T* gx, T* scratch, int64_t nbuf,
                    Planes<T> goff, Planes<T> gw, const std::vector<int64_t>& dil, int64_t B, int64_t H, int64_t W, int64_t C, int64_t ks,
@@ -216,18 +244,9 @@ void backward_impl(const T* x, Planes<const T> off, Planes<const T> wgt, const T
   const int64_t S = dil.size(), K = ks * ks, HW = H * W, Cg = C / G;
   const T c0 = T(ks - 1) / T(2);
   const std::vector<T> zero(C, T(0));
-  // Scattering into x's gradient races between pixels: each extra thread owns a private buffer in
-  // `scratch` ((nthreads-1) x B*H*W*C, allocated by the caller), thread 0 writes gx; they are summed after.
-  const int64_t numel = B * HW * C;
-  std::vector<char> used(nbuf, 0);
+  ScatterBuffers<T> bufs(gx, scratch, nbuf, B * HW * C);  // x's gradient: one buffer per thread
   at::parallel_for(0, B * HW, 16, [&](int64_t begin, int64_t end) {
-    const int tid = at::get_thread_num();
-    T* gxt = nullptr;
-    if (need_gx) {
-      TORCH_CHECK(tid <= nbuf, "dynamic_aggregate backward: more threads than scratch buffers");
-      gxt = tid == 0 ? gx : scratch + (tid - 1) * numel;
-      if (tid > 0) used[tid - 1] = 1;
-    }
+    T* gxt = need_gx ? bufs.claim(at::get_thread_num(), "dynamic_aggregate backward") : nullptr;
     std::vector<T> sink(C, T(0));  // where corners outside the map scatter to
     Node<T> n;
     for (int64_t p = begin; p < end; ++p) {
@@ -301,15 +320,7 @@ void backward_impl(const T* x, Planes<const T> off, Planes<const T> wgt, const T
       }
     }
   });
-  if (need_gx && nbuf > 0) {
-    at::parallel_for(0, numel, 1 << 14, [&](int64_t begin, int64_t end) {
-      for (int64_t t = 0; t < nbuf; ++t) {
-        if (!used[t]) continue;
-        const T* src = scratch + t * numel;
-        for (int64_t i = begin; i < end; ++i) gx[i] += src[i];
-      }
-    });
-  }
+  if (need_gx) bufs.reduce();
 }
 
 void check(const torch::Tensor& t, const char* name) {
@@ -371,16 +382,9 @@ void taps_backward_impl(const T* z, Planes<const T> off, const T* gout, T* gz, T
   const int64_t K = ks * ks, HW = H * W, C = K * O;
   const T c0 = T(ks - 1) / T(2);
   const std::vector<T> zero(C, T(0));
-  const int64_t numel = B * HW * C;
-  std::vector<char> used(nbuf, 0);
+  ScatterBuffers<T> bufs(gz, scratch, nbuf, B * HW * C);  // z's gradient: one buffer per thread
   at::parallel_for(0, B * HW, 16, [&](int64_t begin, int64_t end) {
-    const int tid = at::get_thread_num();
-    T* gzt = nullptr;
-    if (need_gz) {
-      TORCH_CHECK(tid <= nbuf, "deform taps backward: more threads than scratch buffers");
-      gzt = tid == 0 ? gz : scratch + (tid - 1) * numel;
-      if (tid > 0) used[tid - 1] = 1;
-    }
+    T* gzt = need_gz ? bufs.claim(at::get_thread_num(), "deform taps backward") : nullptr;
     std::vector<T> sink(C, T(0));
     Node<T> n;
     for (int64_t p = begin; p < end; ++p) {
@@ -421,15 +425,7 @@ void taps_backward_impl(const T* z, Planes<const T> off, const T* gout, T* gz, T
       }
     }
   });
-  if (need_gz && nbuf > 0) {
-    at::parallel_for(0, numel, 1 << 14, [&](int64_t begin, int64_t end) {
-      for (int64_t t = 0; t < nbuf; ++t) {
-        if (!used[t]) continue;
-        const T* src = scratch + t * numel;
-        for (int64_t i = begin; i < end; ++i) gz[i] += src[i];
-      }
-    });
-  }
+  if (need_gz) bufs.reduce();
 }
 
 }  // namespace
