@@ -32,14 +32,20 @@ def select(*args):
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
-def test_three_seeds_ship_the_median_with_every_seed_on_the_card(tmp_path):
+def ship_three_seeds(tmp_path):
+    """Three tiny fcn runs (seeds 0, 1, 2) and the seed selection shipping their median to tmp_path/shipped:
+    (the runs' paths, the printed ``seed_selection``)."""
     runs = []
     for seed in (0, 1, 2):
         run_train(ROOT / "configs" / "fcn.yaml", tmp_path / f"s{seed}", "train.steps=3", f"train.seed={seed}")
         runs.append(tmp_path / f"s{seed}" / "fcn")
     res = select("--runs", *runs, "--out", tmp_path / "shipped", "--val-seed", 7, "--val-images", 6)
     assert res.returncode == 0, res.stderr
-    summary = json.loads(res.stdout)
+    return runs, json.loads(res.stdout)
+
+
+def test_three_seeds_ship_the_median_with_every_seed_on_the_card(tmp_path):
+    runs, summary = ship_three_seeds(tmp_path)
 
     # independent check: evaluate every run on the same validation split and take the median
     val = ContextScenes(seed=7, length=6, size=64)
@@ -69,13 +75,7 @@ def test_three_seeds_ship_the_median_with_every_seed_on_the_card(tmp_path):
 
 
 def test_a_re_run_of_the_chosen_seed_replaces_the_shipped_model_with_its_timeline(tmp_path):
-    runs = []
-    for seed in (0, 1, 2):
-        run_train(ROOT / "configs" / "fcn.yaml", tmp_path / f"s{seed}", "train.steps=3", f"train.seed={seed}")
-        runs.append(tmp_path / f"s{seed}" / "fcn")
-    res = select("--runs", *runs, "--out", tmp_path / "shipped", "--val-seed", 7, "--val-images", 6)
-    assert res.returncode == 0, res.stderr
-    summary = json.loads(res.stdout)
+    runs, summary = ship_three_seeds(tmp_path)
     chosen = next(r for r in summary["runs"] if r["seed"] == summary["chosen_seed"])
     seed = summary["chosen_seed"]
     other = next(r for r in runs if r != runs[seed])
