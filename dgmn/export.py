@@ -19,7 +19,20 @@ from .models import CheckpointError, load_model
 from .ops import use_impl
 
 
+ONNX_MISSING = ("ONNX export needs the `onnx` package, which requirements.txt does not install: "
+                "`pip install onnx` (and `pip install onnxruntime` to run the file)")
+
+
+def require_onnx() -> None:
+    """Raise ``ImportError`` with :data:`ONNX_MISSING` if the ``onnx`` package is not installed."""
+    try:
+        import onnx  # noqa: F401  (torch.onnx.export needs it to write the file)
+    except ImportError:
+        raise ImportError(ONNX_MISSING) from None
+
+
 def export_onnx(model: torch.nn.Module, path: str | Path, size=(128, 128), opset: int = 17) -> Path:
+    require_onnx()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.cpu().eval()
@@ -41,6 +54,11 @@ def main(argv=None) -> int:
     p.add_argument("--onnx", required=True, help="output .onnx path")
     p.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"), help="input size (default: the card's)")
     args = p.parse_args(argv)
+    try:
+        require_onnx()
+    except ImportError as exc:
+        print(f"dgmn.export: {exc}", file=sys.stderr)
+        return 2
     try:
         model = load_model(args.checkpoint)
     except CheckpointError as exc:

@@ -40,3 +40,12 @@ def test_cli_exports_a_shipped_checkpoint_quietly(tmp_path):
     res = subprocess.run([sys.executable, "-m", "dgmn.export", "--checkpoint", "nope", "--onnx", str(out)],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "no checkpoint named 'nope'" in res.stderr
+
+
+def test_without_onnx_the_cli_says_which_package_to_install(monkeypatch, tmp_path, capsys):
+    from dgmn.export import main
+
+    monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` raises ImportError, as where it is not installed
+    assert main(["--checkpoint", "fcn", "--onnx", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "`pip install onnx`" in err and not list(tmp_path.iterdir())

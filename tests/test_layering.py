@@ -1,7 +1,8 @@
 """The package's layering, read from its source (ast): no module imports a layer above its own, and nothing
 below the UI imports gradio, plotly or the UI.
 
-    dgmn/ops → dgmn/modules → dgmn/models → dgmn/data, dgmn/train, dgmn/evaluate → dgmn/inspect → dgmn/viz
+    dgmn/ops → dgmn/modules → dgmn/models (with dgmn/export, dgmn/convert) → dgmn/data, dgmn/train, dgmn/evaluate
+    → dgmn/inspect → dgmn/viz
     → the UI (dgmn/app) and the command-line entry points (every __main__.py, and dgmn/bench)
 
 ``dgmn/viz`` takes arrays and inspection records: from the package it imports ``dgmn.inspect`` only.
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "dgmn"
-LAYERS = [("ops",), ("modules",), ("models", "export"), ("data", "train", "evaluate"), ("inspect",), ("viz",), ("app", "bench")]
+LAYERS = [("ops",), ("modules",), ("models", "export", "convert"), ("data", "train", "evaluate"), ("inspect",), ("viz",), ("app", "bench")]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 TOP = len(LAYERS) - 1
 UI_ONLY = {"gradio", "gradio_client"}  # the UI and entry points only

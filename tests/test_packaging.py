@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ["dgmn-explorer", "dgmn-train", "dgmn-evaluate", "dgmn-inspect", "dgmn-export"]
+COMMANDS = ["dgmn-explorer", "dgmn-train", "dgmn-evaluate", "dgmn-inspect", "dgmn-export", "dgmn-convert"]
 SHIPPED = sorted(p.relative_to(ROOT / "checkpoints").as_posix() for p in (ROOT / "checkpoints").rglob("*")
                  if p.suffix in (".json", ".safetensors"))  # the models and their training timelines (NAME.timeline/)
 

@@ -9,7 +9,7 @@ from dgmn.evaluate import evaluate_model
 from dgmn.models import default_checkpoint_dir, load_model
 from dgmn.train.seed_selection import median_run, same_command
 
-SHIPPED = ["fcn", "fcn-gpool", "fcn-nonlocal", "dgmn-da", "dgmn-da-dw", "dgmn-full"]
+SHIPPED = ["fcn", "fcn-gpool", "fcn-nonlocal", "dgmn-da", "dgmn-da-dw", "dgmn-full", "fcn-dcn", "fcn-ccnet"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -121,3 +121,10 @@ def test_shipped_timeline_ends_at_the_shipped_checkpoint(name):
     assert len(sizes) == len(steps) and max(sizes) < 2**20 and sum(p.stat().st_size for p in folder.iterdir()) <= 15 * 2**20
     timeline = load_timeline(name)
     assert [s.step for s in timeline] == steps and not timeline.problems
+
+
+@pytest.mark.parametrize("name", ["fcn-dcn", "fcn-ccnet"])
+def test_deformable_and_criss_cross_models_resolve_the_ambiguous_buildings(name):
+    """Both reach the surface below a building (learned offsets; a row-and-column pass twice), as Non-local does."""
+    pair = {n: evaluated(n)[1]["pairs"]["house/boathouse"] for n in ("fcn", "fcn-nonlocal", name)}
+    assert pair[name] >= pair["fcn"] + 30 and pair[name] >= pair["fcn-nonlocal"] - 2, pair

@@ -25,10 +25,21 @@ def main(argv=None) -> int:
     import torch
 
     from ..inspect.explorer import Explorer
-    from .launch import launch
+    from ..models.checkpoint import training_folder_note
+    from .launch import PortBusy, busy_message, launch, port_busy
 
+    if port_busy(args.host, args.port):  # before loading any model
+        print(f"dgmn-explorer: {busy_message(args.port)}", file=sys.stderr)
+        return 2
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    launch(Explorer(args.checkpoints, device), server_name=args.host, server_port=args.port)
+    note = training_folder_note(args.checkpoints) if args.checkpoints else None
+    if note:
+        print(note)
+    try:
+        launch(Explorer(args.checkpoints, device), server_name=args.host, server_port=args.port)
+    except PortBusy as exc:
+        print(f"dgmn-explorer: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -25,13 +25,19 @@ TABS = (
 )
 
 
+def page_models(explorer: Explorer, default_models=None) -> list[str]:
+    """The models the page shows first: ``default_models`` (else :data:`DEFAULT_MODELS`) that exist, else the first
+    available ones."""
+    available = explorer.available()
+    wanted = list(default_models) if default_models is not None else list(DEFAULT_MODELS)
+    return [m for m in wanted if m in available][:SLOTS] or available[:SLOTS]
+
+
 def build_page(explorer: Explorer, examples: ExampleSet | None = None, default_models=None,
                attribution_time_limit: float = ATTRIBUTION_TIME_LIMIT_S) -> tuple[gr.Blocks, Page]:
     """The app and its :class:`Page` (whose ``handlers`` tests call directly)."""
     page = Page(explorer, ExampleSet.default() if examples is None else examples, attribution_time_limit, TimelineView(explorer))
-    available = explorer.available()
-    wanted = list(default_models) if default_models is not None else list(DEFAULT_MODELS)
-    defaults = [m for m in wanted if m in available][:SLOTS] or available[:SLOTS]
+    defaults = page_models(explorer, default_models)
     with gr.Blocks(title="DGMN Explorer") as demo:
         sections.header(page, sections.in_memory_rows(explorer))
         with gr.Row():

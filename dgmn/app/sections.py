@@ -17,17 +17,19 @@ from ..inspect.attribution_run import METHOD_LABELS, attribute_models
 from ..inspect.custom_model import custom_summary
 from ..inspect.endpoints import Endpoints
 from ..inspect.examples import ExampleSet
-from ..inspect.explorer import Explorer, InputError
+from ..inspect.explorer import Explorer, InputError, inference_notes
+from ..ops.kernel_build import CPU_KERNEL
 from ..inspect.export import write_inspection
 from ..inspect.model_cards import model_cards_markdown
 from ..inspect.rate_labels import RATE_LABELS, shown_rates
 from ..inspect.class_view import class_view, clicked_class_flows
 from ..inspect.context_cost import crossover, macs_by_size
+from ..inspect.applicability import not_applicable, not_applicable_lines
 from ..inspect.domain_notes import out_of_domain_note
 from ..inspect.markdown_text import markdown_text as md
 from ..inspect.model_cards import describe_context
 from ..inspect.records import NODE_QUERIES
-from ..inspect.scenes import mixed_scene
+from ..data.mixed_scene import mixed_scene
 from ..inspect.timeline_view import TimelineView
 from ..inspect.uploads import analyse_source
 from ..inspect.view_state import ViewState, parse_view_state
@@ -51,6 +53,11 @@ module* lets it collect information from other places. Click a pixel to see wher
   *offset* (arrow) and scaled by a learned *mask* (circle size) — like one DGMN rate, without dynamic filters.
 * **Criss-cross attention** (CCNet) looks along the pixel's row and column (dashed outline), twice: the second
   pass reaches every position through the first, so its heat map covers the whole image.
+* **DGMN2** (published Cityscapes models, converted) is a transformer in which, in every block, each pixel
+  attends to 9 positions per *head* (one colour each): a 3×3 grid moved by learned offsets (dotted lines); bigger
+  circles = larger attention weights. Hover a node to see its score split into *content* (how well its features
+  match the pixel's) and *position* (a learned preference for that node); the legend gives each head's share of
+  position. Pick the stage and block under *Display options › Layer*.
 * **FCN** (no context) only sees a small window around the pixel: it cannot tell a **house** (over a road)
   from a **boathouse** (over water) in the example scenes, because the water is too far below.
 
@@ -80,6 +87,7 @@ class Page:
     image: gr.Image = None
     status: gr.Textbox = None
     last_click: gr.State = None  # the last Inspection (its image_id ties it to the image it was made on)
+    kernel_text: gr.Markdown = None  # the fast CPU kernel's status line (while it compiles)
     scene_seed: gr.State = None  # the seed of a generated scene on show (None: an upload or an example)
     upload: gr.File = None
     gallery: gr.Gallery = None
@@ -125,12 +133,12 @@ def input_column(page: Page, defaults: list[str]) -> None:
     available = page.explorer.available()
     page.upload = gr.File(label="Upload an image (PNG, JPEG, GIF, BMP, WebP, TIFF)", file_count="single", type="filepath", elem_id="upload")
     page.image = gr.Image(label="Image — click a pixel", type="numpy", elem_id="img", interactive=False, buttons=["download", "fullscreen"])
-    page.models = gr.CheckboxGroup(available, value=defaults, label=f"Models to compare (up to {SLOTS} shown)")
+    page.models = gr.CheckboxGroup(available, value=defaults, label=f"Models to compare (up to {SLOTS} shown)", elem_id="models")
     page.status = gr.Textbox(label="Status", elem_id="status", interactive=False,
                              value="Pick an example or upload an image." if available else "⚠ No checkpoints found: train one with `python -m dgmn.train`.")
     page.gallery = gr.Gallery(list(zip([p for p, _ in page.examples.items], page.examples.captions())),
                               label="Examples — click one (the scenes have ground truth)", columns=3, object_fit="contain",
-                              allow_preview=False, interactive=False, buttons=[], elem_id="examples")
+                              allow_preview=False, interactive=False, buttons=["download_all"], elem_id="examples")
     with gr.Row():
         page.seed_box = gr.Number(1234, precision=0, minimum=0, label="Scene seed", elem_id="scene-seed", min_width=100)
         page.new_scene_button = gr.Button("New scene", elem_id="new-scene", min_width=100)
@@ -140,6 +148,27 @@ def input_column(page: Page, defaults: list[str]) -> None:
     page.analysis = gr.State(None, time_to_live=1800)
     page.last_click = gr.State(None)
     page.scene_seed = gr.State(None)
+    kernel_status(page)
+
+
+def kernel_status(page: Page) -> None:
+    """One line while the fast CPU kernel is being compiled (the reference op answers meanwhile); it goes when the
+    kernel is ready, and stays as a warning if it cannot be built."""
+    def shown(status) -> bool:
+        return page.explorer.device.type == "cpu" and status.state in ("building", "unavailable")
+
+    status = CPU_KERNEL.status()
+    text = gr.Markdown(status.line() if shown(status) else "", visible=shown(status), elem_id="kernel-status")
+    ticker = gr.Timer(1.0, active=status.state == "building")
+
+    def update():
+        status = CPU_KERNEL.status()
+        return {text: gr.update(value=status.line() if shown(status) else "", visible=shown(status)),
+                ticker: gr.Timer(active=status.state == "building")}
+
+    ticker.tick(update, None, [text, ticker], api_visibility="private", show_progress="hidden", queue=False)
+    page.handlers.update(kernel_status=update)
+    page.kernel_text = text
 
 
 def graph_section(page: Page) -> None:
@@ -152,7 +181,7 @@ def graph_section(page: Page) -> None:
         with gr.Row():
             page.opacity = gr.Slider(0, 1, 0.6, step=0.05, label="Overlay opacity")
             page.walks = gr.Checkbox(True, label="Show walks")
-            page.layer = gr.Dropdown([FIRST_LAYER], value=FIRST_LAYER, label="Layer (models with several DGMN layers)")
+            page.layer = gr.Dropdown([FIRST_LAYER], value=FIRST_LAYER, label="Layer (models with several DGMN layers; DGMN2: stage, block)")
             page.rates = gr.CheckboxGroup(list(RATE_LABELS), value=list(RATE_LABELS), label="DGMN rates to show (in the order of the model's dilations)")
     page.inspection_json = gr.JSON(label="Inspection (JSON)", render=False)
 
@@ -199,7 +228,8 @@ def segmentation_section(page: Page) -> None:
 
     def show(analysis, names, seed=None):
         out = {page.analysis: analysis, page.image: analysis.image, page.scene_seed: seed, page.last_click: None,
-               page.status: (analysis.notice + " — " if analysis.notice else "") + "Click a pixel on the image to see each model's graph for it."}
+               page.status: "".join(n + " — " for n in [analysis.notice] + inference_notes(analysis) if n)
+               + "Click a pixel on the image to see each model's graph for it."}
         lines = []
         for i, name in enumerate(page.slots(names)):
             card = page.explorer.card(name) if name else None
@@ -275,7 +305,7 @@ def link_events(page: Page, demo: gr.Blocks) -> None:
         """Opening the page: restore the view its address describes, if any."""
         state, problems = parse_view_state(getattr(request, "query_params", {}) or {})
         if state.scene is None:
-            return {page.status: "⚠ " + "; ".join(problems)} if problems else {}
+            return {page.status: "⚠ " + "; ".join(problems) if problems else gr.skip()}  # an empty dict: Gradio refuses it
         chosen = [m for m in state.models if m in page.explorer.available()][:SLOTS] or list(names or [])
         out = page.handlers["new_scene"](state.scene, chosen, None)
         out[page.models], out[page.seed_box] = chosen, state.scene
@@ -333,6 +363,9 @@ def what_if_section(page: Page) -> None:
             if name is None or name not in analysis.results:
                 continue
             kept, notes = applicable_edits(page.explorer, name, edits, analysis.image.shape[:2])
+            skip = not_applicable(name, page.explorer.card(name), "what_if")
+            if skip and notes:  # a DGMN2 model: one line for all the graph edits it cannot take
+                notes = [skip]
             lines += [md(n) for n in notes]
             if not kept:
                 continue
@@ -398,6 +431,10 @@ def class_flow_section(page: Page) -> None:
         for i, name in enumerate(page.slots(names)):
             if name is None or name not in analysis.results:
                 continue
+            skip = not_applicable(name, page.explorer.card(name), "class_flow")
+            if skip:
+                lines.append(md(skip))
+                continue
             cls = wanted
             if wanted in (None, CLICKED_CLASS):
                 if not page.clicked_on(analysis, last) or name not in last.models:
@@ -447,10 +484,11 @@ def training_section(page: Page) -> None:
     outputs = [info, slider, stats, *[p for r in rows for p in r]]
 
     def on_slider(analysis, names, last, index):
+        skipped = [md(n) for n in not_applicable_lines(page.explorer, page.slots(names), "timeline")]
         names = page.timelines.available(page.slots(names))
         if analysis is None or not names:
-            return {info: "None of the selected models has a training timeline: select one that has (e.g. dgmn-full)."
-                    if analysis is not None else "Load or pick an image first."}
+            return {info: "<br>".join(["None of the selected models has a training timeline: select one that has (e.g. dgmn-full)."]
+                                      + skipped) if analysis is not None else "Load or pick an image first."}
         try:
             steps = sorted({s for n in names for s in page.timelines.steps(n)})
         except InputError as exc:
@@ -472,7 +510,7 @@ def training_section(page: Page) -> None:
         out[slider] = gr.update(maximum=len(steps) - 1, label=f"Training step: {step} (snapshot {steps.index(step) + 1} of {len(steps)})")
         problems = [p for n in names for p in page.timelines.problems(n)]
         out[info] = (f"Step **{step}**" + ("" if clicked else " — click a pixel to see its graph at each step") +
-                     ("".join(f"<br>⚠ {md(p)}" for p in problems)))
+                     ("".join(f"<br>⚠ {md(p)}" for p in problems)) + "".join(f"<br>{n}" for n in skipped))
         return out
 
     slider.release(on_slider, [page.analysis, page.models, page.last_click, slider], outputs, trigger_mode="always_last", api_visibility="private")
@@ -544,18 +582,24 @@ def cost_section(page: Page) -> None:
     cache: dict[str, dict | None] = {}
 
     def on_cost(names):
-        curves = {}
+        curves, skipped = {}, []
         for name in [n for n in (names or []) if n]:
+            note = not_applicable(name, page.explorer.card(name), "cost")
+            if note:
+                skipped.append(note)
+                continue
             if name not in cache:
                 cache[name] = macs_by_size(page.explorer.model(name))
             if cache[name] is not None:
                 curves[name] = cache[name]
         if not curves:
-            return {page.status: "None of the selected models has a context module whose cost can be counted.", plot: None}
+            return {page.status: " · ".join(skipped or ["None of the selected models has a context module whose cost can be counted."]),
+                    plot: None}
         kinds = {n: describe_context(page.explorer.card(n).get("architecture", {})) for n in curves}
         dg = next((curves[n] for n in curves if kinds[n].startswith("DGMN")), None)
         nl = next((curves[n] for n in curves if kinds[n] == "Non-local"), None)
-        return {plot: viz.cost_figure(curves, crossover(dg, nl) if dg and nl else None), page.status: "Cost counted on the meta device (no compute)."}
+        return {plot: viz.cost_figure(curves, crossover(dg, nl) if dg and nl else None),
+                page.status: " · ".join(["Cost counted on the meta device (no compute)."] + skipped)}
 
     button.click(on_cost, [page.models], [plot, page.status], api_visibility="private")
     page.handlers["cost"] = on_cost

@@ -4,7 +4,9 @@ page with the plotly figures (works offline).
 
 ``--what-if EDITS_JSON [--scope pixel|image]`` re-runs each model with the edits instead (see
 :mod:`dgmn.inspect.what_if`) and prints or writes the ``what_if`` endpoint's result (one model: the result;
-several: ``{model: result}``). ``--timeline --html OUT`` writes the pixel's graph at every training snapshot
+several: ``{model: result}``). A model whose card asks for sliding-window inference (converted DGMN2 checkpoints:
+``"inference": {"mode": "slide"}``) is run that way, with a progress bar on stderr when the image needs more than
+one crop. ``--timeline --html OUT`` writes the pixel's graph at every training snapshot
 of each model (one page, a plotly slider per model) and the statistics over training."""
 from __future__ import annotations
 
@@ -47,7 +49,8 @@ def main(argv=None) -> int:
                 c = Path(c).with_suffix("").name
             names.append(c)
         img, notice, source_size = read_source(args.image)
-        analysis = explorer.analyse(img, names)
+        with CropProgress() as progress:
+            analysis = explorer.analyse(img, names, progress=progress)
         analysis.source_size = source_size
         ay, ax = analysis.from_source(y, x)
         answer = explorer.inspect(analysis, ay, ax, names)
@@ -86,6 +89,31 @@ def main(argv=None) -> int:
         for n, e in answer.items():
             print(f"{n}: {e.class_name}")
     return 0
+
+
+class CropProgress:
+    """``progress(name, done, total)`` for :meth:`Explorer.analyse`: a tqdm bar on stderr per model that runs
+    sliding-window inference on more than one crop (converted DGMN2 checkpoints on large images)."""
+
+    def __init__(self):
+        self.bars = {}
+
+    def __call__(self, name: str, done: int, total: int) -> None:
+        if total <= 1:
+            return
+        if name not in self.bars:
+            from tqdm import tqdm
+
+            self.bars[name] = tqdm(total=total, desc=f"{name}: sliding-window crops", unit="crop", file=sys.stderr, leave=False)
+        bar = self.bars[name]
+        bar.update(done - bar.n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for bar in self.bars.values():
+            bar.close()
 
 
 def write_timeline_page(explorer, analysis, names, y, x, path) -> int:

@@ -18,11 +18,12 @@ class ClassView:
 
 
 def class_view(explorer: Explorer, analysis: Analysis, name: str, class_name: str) -> ClassView | None:
-    """The view of class ``class_name`` for model ``name`` (None if it has no context layer: DGMN, Non-local, DCN or CCNet)."""
+    """The view of class ``class_name`` for model ``name`` (None if it has no context layer: DGMN, Non-local, DCN or CCNet;
+    DGMN2 models have none)."""
     if name not in analysis.results:
         raise InputError(f"model {name!r} has not analysed this image; select it and run the analysis again")
     res = analysis.results[name]
-    if not res.layers:
+    if not res.layers or not res.inspector.layers:  # no context layer (a DGMN2 model's blocks are not one)
         return None
     classes = explorer.card(name)["classes"]
     if class_name not in classes:

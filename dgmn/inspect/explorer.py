@@ -21,7 +21,7 @@ import torch
 
 from ..data import to_tensor
 from ..models import CheckpointError, list_checkpoints, load_model
-from .inspector import DCNRecord, DGMNRecord, Inspector
+from .inspector import DCNRecord, DGMN2Record, DGMNRecord, Inspector, slide_settings
 from .records import Inspection, ModelAnswer
 
 MAX_SIDE = 1024  # larger images are downscaled (with a notice) so memory and latency stay bounded
@@ -38,6 +38,7 @@ class ModelResult:
     inspector: Inspector
     layers: list[str]  # every context layer the inspector recorded, in the model's order
     logits: np.ndarray | None = None  # (K, H, W) float32, the model's output for the image
+    crops: int = 1  # how many crops the model ran on (> 1: sliding-window inference, averaged logits)
 
     def probabilities(self, y: int, x: int) -> np.ndarray:
         """softmax over the K classes of the logits at image pixel (y, x): (K,) float64, summing to 1."""
@@ -48,6 +49,10 @@ class ModelResult:
     def dgmn_layers(self) -> list[str]:
         """The recorded layers that are DGMN layers (walk diagnostics exist for these only)."""
         return [ln for ln in self.layers if isinstance(self.inspector.records.get(ln), DGMNRecord)]
+
+    def dgmn2_layers(self) -> list[str]:
+        """The recorded DGMN2 attention blocks ("stage s, block b")."""
+        return [ln for ln in self.layers if isinstance(self.inspector.records.get(ln), DGMN2Record)]
 
     def walk_layers(self) -> list[str]:
         """The recorded layers with learned walks or offsets, DGMN and deformable-convolution layers
@@ -125,14 +130,16 @@ class Analysis:
         return y * H / self.source_size[0], x * W / self.source_size[1]
 
     def layer_names(self) -> list[str]:
-        """Every context layer any analysed model has, sorted (the app's layer picker)."""
-        return sorted({ln for r in self.results.values() for ln in r.layers})
+        """Every context layer any analysed model has, sorted with numbers in order ("stage 3, block 2" before
+        "stage 3, block 10") (the app's layer picker)."""
+        return sorted({ln for r in self.results.values() for ln in r.layers}, key=natural_key)
 
     def nbytes(self) -> int:
         """Bytes this analysis holds: the image (H, W, 3) uint8 and the truth, and per model the prediction (H, W)
         uint8, the logits (K, H, W) float32 and the Inspector's records (per DGMN layer and rate: walks, affinities,
         filters and weights at feature resolution; per Non-local layer: θ and φ; per DCN layer: offsets and masks;
-        per CCNet layer: every pass's row and column attention, R·h·w·(h + w) numbers), and the results derived from it
+        per CCNet layer: every pass's row and column attention, R·h·w·(h + w) numbers; per DGMN2 block, head and crop:
+        offsets, content and position logits, 36·h·w numbers), and the results derived from it
         (``derived``). Tensors count their whole storage (a slice keeps it all), shared storage once; shed
         results count nothing. For a 1024×1024 image and the three default shipped models this is about 126 MB
         (234 MB with all six); for a 128×256 scene about 4 MB."""
@@ -147,6 +154,19 @@ class Analysis:
         its truth: the analysis stays usable and runs its models again on first use."""
         self.results.drop()
         self.derived.clear()
+
+
+def natural_key(name: str) -> list:
+    """A sort key that orders the numbers inside a name by value."""
+    import re
+
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name) if t]
+
+
+def inference_notes(analysis: "Analysis") -> list[str]:
+    """One line per model of ``analysis`` that ran sliding-window inference: how many crops (for a status line)."""
+    return [f"{name}: sliding-window inference, {r.crops} crops, averaged" for name, r in
+            ((n, analysis.results[n]) for n in dict.keys(analysis.results)) if r.crops > 1]
 
 
 _ANALYSIS_KEYS = itertools.count()
@@ -266,6 +286,19 @@ class Explorer:
             if listed and name not in self._registered:
                 self._registered.append(name)
 
+    def warm_up(self, names) -> None:
+        """Load each of ``names`` and run it once on a small blank image, so that a user's first request does not
+        pay the one-time costs (reading the checkpoint, PyTorch's first-call imports: about 2 s on 2 cores).
+        Meant for a background thread at start; a model that cannot be loaded is skipped here (it says why when
+        it is used)."""
+        for name in names:
+            try:
+                model = self.model(name)
+            except InputError:
+                continue
+            with torch.no_grad():
+                model(torch.zeros(1, 3, 64, 64, device=self.device))
+
     def model(self, name: str) -> torch.nn.Module:
         _check_name(name, self.available())
         with self._lock:
@@ -289,8 +322,12 @@ class Explorer:
         norm = card["normalization"]
         return to_tensor(image, mean=norm["mean"], std=norm["std"]).unsqueeze(0).to(self.device)
 
-    def analyse(self, image: np.ndarray, names: list[str], truth: np.ndarray | None = None, analysis: Analysis | None = None) -> Analysis:
-        """Run each named model once on ``image`` (already prepared); reuses ``analysis`` for models it already ran."""
+    def analyse(self, image: np.ndarray, names: list[str], truth: np.ndarray | None = None, analysis: Analysis | None = None,
+                progress=None) -> Analysis:
+        """Run each named model once on ``image`` (already prepared); reuses ``analysis`` for models it already ran.
+        A model whose card says ``"inference": {"mode": "slide", …}`` (converted DGMN2 checkpoints) runs mmseg's
+        sliding-window inference (:meth:`Inspector.run`); ``progress(name, done, total)`` is called after each of
+        its crops."""
         if not names:
             raise InputError("no model selected; pick at least one model to compare")
         iid = image_id(image)
@@ -299,22 +336,25 @@ class Explorer:
         analysis.results.restore = lambda name, a=analysis: self._restore(a, name)
         for name in names:
             if name not in analysis.results:
-                analysis.results[name] = self._run(name, image)
+                analysis.results[name] = self._run(name, image, progress)
         self.budget.touch(analysis)
         return analysis
 
-    def _run(self, name: str, image: np.ndarray) -> ModelResult:
-        """Model ``name`` on ``image`` (prepared): its prediction, logits and Inspector records."""
+    def _run(self, name: str, image: np.ndarray, progress=None) -> ModelResult:
+        """Model ``name`` on ``image`` (prepared): its prediction, logits and Inspector records (sliding-window
+        inference when its card asks for it; ``progress(name, done, total)`` after each crop)."""
         model, card = self.model(name), self.card(name)
+        slide = slide_settings(card)
+        report = None if progress is None else (lambda done, total: progress(name, done, total))
         with self._lock:  # one forward at a time per model object: hooks record into its inspector
             ins = Inspector(model)
             try:
-                logits = ins.run(self.to_tensor(image, card))
+                logits = ins.run(self.to_tensor(image, card), slide=slide, progress=report)
             finally:
                 ins.close()
         _check_logits(name, logits, image.shape[:2], len(card["classes"]))
         return ModelResult(logits[0].argmax(0).cpu().numpy().astype(np.uint8), ins, list(ins.records),
-                           logits[0].float().cpu().numpy())
+                           logits[0].float().cpu().numpy(), crops=max(len(ins.crops), 1))
 
     def _restore(self, analysis: Analysis, name: str) -> ModelResult:
         """A shed result of ``analysis`` run again (the same model on the same image: the same result)."""

@@ -20,15 +20,36 @@ import math
 from pathlib import Path
 
 from .markdown_text import markdown_code as code, markdown_text as cell
-from ..models.checkpoint import CheckpointError, check_checkpoint, default_checkpoint_dir, list_checkpoints, read_card
+from ..models.checkpoint import (CheckpointError, check_checkpoint, default_checkpoint_dir, list_checkpoints, read_card,
+                                 training_folder_note)
 from ..modules import DGMN
 
 _DGMN_DEFAULTS = {k: p.default for k, p in inspect.signature(DGMN).parameters.items() if p.default is not p.empty}
 
 
-def describe_context(architecture: dict) -> str:
+def describe_dgmn2(architecture: dict, inference: dict | None = None) -> str:
+    """A DGMN2 card's architecture (and inference mode) in words."""
+    from ..models.dgmn2 import HEAD_TITLES
+
+    size, head = architecture.get("size"), architecture.get("head")
+    name = "DGMN2" + (f"-{size.capitalize()}" if isinstance(size, str) and size != "custom" else "")
+    text = (f"{name} + {HEAD_TITLES.get(head, head)}" if isinstance(head, str) else name) + (
+        ": attention over 9 sampled positions per pixel and head in every block")
+    inf = inference if isinstance(inference, dict) else {}
+    crop, stride = inf.get("crop_size"), inf.get("stride")
+    if inf.get("mode") == "slide" and _shape(crop) and _shape(stride):
+        text += f"; sliding-window inference, {crop[0]}×{crop[1]} crops, stride {stride[0]}"
+    return text
+
+
+def describe_context(architecture: dict, inference: dict | None = None) -> str:
     """'Non-local', 'global pooling', 'none', the DGMN variant, e.g. 'DGMN: rates 1, 3, 6; affinity; weights (G=4); walks',
-    'deformable conv (DCNv2), dilation 1' or 'criss-cross attention (CCNet), 2 passes'."""
+    'deformable conv (DCNv2), dilation 1' or 'criss-cross attention (CCNet), 2 passes'; for a converted DGMN2 model
+    (``"family": "dgmn2"``) its backbone and head, e.g. 'DGMN2-Tiny + Semantic FPN: attention over 9 sampled positions
+    per pixel and head in every block; sliding-window inference, 769×769 crops, stride 513' (``inference``: the
+    card's ``"inference"``)."""
+    if architecture.get("family") == "dgmn2":
+        return describe_dgmn2(architecture, inference)
     context = architecture.get("context")
     if context == "dgmn":
         cfg = {**_DGMN_DEFAULTS, **(architecture.get("context_cfg") or {})}
@@ -70,7 +91,7 @@ def model_summaries(directory: str | Path | None = None) -> list[dict]:
         metrics = _object(card.get("metrics"))
         sel = _object(card.get("seed_selection"))
         row.update(
-            context=describe_context(card["architecture"]),
+            context=describe_context(card["architecture"], card.get("inference")),
             miou=_number(metrics.get("miou")),
             params=_number(card.get("params")),
             macs=_number(card.get("macs")),
@@ -103,8 +124,9 @@ def _fmt(value, spec: str) -> str:
 def model_cards_markdown(directory: str | Path | None = None, extra_rows: list[dict] | None = None) -> str:
     """The table of :func:`model_summaries`, after ``extra_rows`` (e.g. in-memory models, same keys)."""
     rows = list(extra_rows or []) + model_summaries(directory)
+    note = training_folder_note(directory)
     if not rows:
-        return "No checkpoints in this folder."
+        return "No checkpoints in this folder." + (f" {cell(note)}" if note else "")
     lines = [
         "| model | context module | mIoU (held-out) | house/boathouse IoU | mIoU over training seeds | params | MACs |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -124,4 +146,6 @@ def model_cards_markdown(directory: str | Path | None = None, extra_rows: list[d
     lines.append("")
     lines.append("Scores on the held-out split named in each model card; "
                  "`python -m dgmn.evaluate --checkpoint NAME` reproduces them.")
+    if note:
+        lines += ["", cell(note)]
     return "\n".join(lines)

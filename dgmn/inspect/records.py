@@ -8,7 +8,7 @@ for the JSON keys, so code written against the plain dicts keeps working.
 ``inspect_xy`` → ``{model name: ModelAnswer}``::
 
     ModelAnswer   {"class": str, "class_index": int, ["truth": str | None,]  # "truth" only when the image has ground truth
-                   "layers": {layer name: DGMNQuery | NonLocalQuery | DCNQuery | CCNetQuery},
+                   "layers": {layer name: DGMNQuery | NonLocalQuery | DCNQuery | CCNetQuery | DGMN2Query},
                    "probabilities": {class name: p}}  # softmax of the logits at the pixel, every class, sums to 1
     DGMNQuery     {"type": "dgmn", "feature_size": [h, w], "feature_pixel": [iy, ix], "iteration": int,
                    "iterations": int, "groups": G, "alpha": α, "beta": [β_s], "dilations": [d_s],
@@ -27,6 +27,17 @@ for the JSON keys, so code written against the plain dicts keeps working.
     CCNetQuery    {"type": "ccnet", "feature_size", "feature_pixel", "attention" (h × w: the effective R-pass
                    attention E[p, ·] = δ_p·A_R···A_1, sums to 1), "top": [AttentionPeak × ≤10], "entropy",
                    "recurrence": R, "cross": h × w (pass 1's attention of p: zero off p's row and column, sums to 1)}
+
+    DGMN2Query    {"type": "dgmn2", "stage": s, "block": b (1-based: backbone.block{s}[b − 1]), "feature_size": [h, w],
+                   "feature_pixel": [iy, ix], "crop": [y1, x1, y2, x2] (the image region the records come from: the
+                   whole image, or the slide-inference crop whose centre is nearest the pixel), "heads": [DGMN2Head × h]}
+    DGMN2Head     {"head": i, "nodes": [DGMN2Node × 9], "position_share": Var_k(r) / (Var_k(c) + Var_k(r)) ∈ [0, 1],
+                   "content_share": 1 − position_share, "content_spread": std_k(c), "position_spread": std_k(r),
+                   "correlation": corr_k(c, r) | None}       # over the 9 nodes; both terms constant: shares 0.5
+    DGMN2Node     {"node": k (= ky·3 + kx), "grid": [gy, gx] (= (iy + ky − 1, ix + kx − 1), dilation 1),
+                   "walk": [dy, dx] (the learned offset), "sampled": [py, px] = grid + walk, "sampled_image": [Y, X],
+                   "inside": bool, "weight": w_k (softmax_k of the logits, sums to 1 per head),
+                   "content": c_k = d^−½·q·key(p_k), "position": r_k (relative-position logit), "logit": c_k + r_k}
 
 DCN and CCNet entries have the form of a DGMN rate and of a Non-local entry, so code that reads ``nodes`` or
 ``attention``/``top`` reads them too. :data:`NODE_QUERIES` and :data:`ATTENTION_QUERIES` group the record types
@@ -190,7 +201,63 @@ class CCNetQuery(JsonRecord):
         return [items[-1]] + items[:-1]
 
 
-LayerQuery = Union[DGMNQuery, NonLocalQuery, DCNQuery, CCNetQuery]
+@dataclass
+class DGMN2Node(JsonRecord):
+    """One of the 9 positions a DGMN2 attention head sampled for the queried feature position (see the module
+    docstring). Feature positions are in feature pixels of the block's map (of the crop the record comes from),
+    image positions in pixels of the analysed image."""
+
+    node: int  # k = ky·3 + kx
+    grid: list[float]  # [gy, gx] = (iy + ky − 1, ix + kx − 1): the 3×3 grid at dilation 1
+    walk: list[float]  # [dy, dx]: the learned offset, feature pixels
+    sampled: list[float]  # [py, px] = grid + walk
+    sampled_image: list[float]  # [Y, X]
+    inside: bool  # -1 < py < h and -1 < px < w (outside: reads zeros)
+    weight: float  # softmax over the 9 nodes of content + position
+    content: float  # d^−½ · q · key(sampled)
+    position: float  # the relative-position logit
+    logit: float  # content + position
+    grid_image: list[float] = field(default_factory=list, metadata={"json": None})  # [Y, X] of grid (figures)
+
+
+@dataclass
+class DGMN2Head(JsonRecord):
+    """One head of a DGMN2 block at one pixel: its 9 nodes and how much of the choice is position vs content.
+
+    Softmax ignores a constant added to all 9 logits, so only how the logits *vary across the nodes* shapes the
+    weights. ``position_share`` = Var_k(r) / (Var_k(c) + Var_k(r)): the share of that variation the
+    relative-position term brings, the content term bringing the rest (``content_share``); their covariance is
+    not attributed to either — ``correlation`` says whether the terms push the same nodes up (> 0) or work
+    against each other (< 0); None when a term is constant over the nodes. ``*_spread``: the standard deviations
+    over the 9 nodes, in logit units (how strongly each term separates the nodes at all)."""
+
+    head: int
+    nodes: list[DGMN2Node]
+    position_share: float
+    content_share: float
+    content_spread: float
+    position_spread: float
+    correlation: float | None
+
+
+@dataclass
+class DGMN2Query(JsonRecord):
+    """A DGMN2 attention block at one pixel: per head, the 9 sampled positions and their weights and logits."""
+
+    stage: int
+    block: int  # 1-based within the stage
+    feature_size: list[int]
+    feature_pixel: list[int]
+    crop: list[int]  # [y1, x1, y2, x2], image pixels (y2, x2 exclusive)
+    heads: list[DGMN2Head]
+    type: str = field(default="dgmn2", init=False)
+
+    def _json_items(self):
+        items = list(super()._json_items())
+        return [items[-1]] + items[:-1]
+
+
+LayerQuery = Union[DGMNQuery, NonLocalQuery, DCNQuery, CCNetQuery, DGMN2Query]
 NODE_QUERIES = (DGMNQuery, DCNQuery)  # answered with sampled nodes (``nodes``, ``dilations``): drawn as a graph
 ATTENTION_QUERIES = (NonLocalQuery, CCNetQuery)  # answered with an attention map (``attention``, ``top``)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-from .scenes import MAX_SEED
+from ..data.mixed_scene import MAX_SEED
 
 
 @dataclass

@@ -48,7 +48,7 @@ from ..modules.graph_edit import (DropNode, DropRate, EditList, GraphEdit, MaskA
                                   UniformAffinity)
 from .coordinates import bilinear_footprint, inside_box
 from .explorer import Analysis, Explorer, InputError
-from .inspector import Inspector, context_layers
+from .inspector import Inspector, context_layers, slide_settings
 
 OPS = ("drop_rate", "drop_node", "no_walks", "uniform_affinity", "no_context", "mask_attention", "occlude")
 SCOPES = ("pixel", "image")
@@ -276,7 +276,7 @@ def what_if(explorer: Explorer, analysis: Analysis, name: str, y: float, x: floa
         try:
             for ln, edit in installed.items():
                 layers[ln].graph_edit = edit
-            logits = ins.run(explorer.to_tensor(image, card))[0].float().cpu().numpy()
+            logits = ins.run(explorer.to_tensor(image, card), slide=slide_settings(card))[0].float().cpu().numpy()
         finally:
             for ln in installed:
                 layers[ln].graph_edit = None

@@ -10,6 +10,11 @@ against :data:`CARD_LIMITS` (size and nesting before parsing), reads the tensor 
 data, builds the card's architecture on the meta device (no memory, no initialisation) and compares names,
 shapes, dtypes and sizes; only then does :func:`load_model` allocate the model, whose size is by then the
 tensor file's. A card claiming 10⁶ channels is refused in milliseconds.
+
+Two architecture families: the Dilated FCNs trained here (:class:`SegmenterConfig`: ``backbone``, ``context``,
+``channels``, ``num_classes``) and DGMN2 (``{"family": "dgmn2", ...}``, :class:`dgmn.models.dgmn2.DGMN2Config`,
+converted from the published checkpoints by ``python -m dgmn.convert dgmn2``). A DGMN2 card may also say how the
+model was evaluated, ``"inference": {"mode": "slide", "crop_size": [h, w], "stride": [h, w]}``.
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
 from .config import SegmenterConfig
+from .dgmn2 import DGMN2Config, DGMN2Segmenter
 from .segmenter import Segmenter, build_segmenter
 
 CARD_FORMAT = "dgmn-checkpoint/1"
@@ -48,6 +54,9 @@ CARD_LIMITS = {
     "name": f"a non-empty string of at most {MAX_NAME_CHARS} characters",
     "architecture": f"lists of at most {MAX_ARCH_LIST} entries; parameter count and shapes those of the tensor file",
     "architecture.num_classes": f"an integer in 1–{MAX_CLASSES}",
+    "architecture (family dgmn2)": "4 stages: widths ≤ 4096, heads ≤ 64, depths ≤ 64, MLP ratios ≤ 16, tables ≤ 1024; "
+                                   "head channels ≤ 4096, img_size ≤ 8192 (dgmn.models.dgmn2.config)",
+    "inference": "if present: mode slide|whole; crop_size and stride 2 integers in 1–8192",
     "classes": f"num_classes distinct non-empty strings of at most {MAX_CLASS_CHARS} characters",
     "palette": "num_classes colours, each 3 integers in 0–255",
     "normalization": "mean: 3 finite numbers; std: 3 finite numbers > 0",
@@ -76,12 +85,43 @@ def default_checkpoint_dir() -> Path:
     return installed if installed.is_dir() else package.parent / "checkpoints"
 
 
+SNAPSHOT = "last"  # python -m dgmn.train --out DIR keeps its running snapshot as DIR/last.* beside DIR/state.json
+
+
+def is_training_snapshot(stem: Path) -> bool:
+    """Whether ``stem`` (a path without suffix) is the running snapshot of a ``python -m dgmn.train`` folder, not a
+    finished model: ``DIR/last`` beside the run's ``DIR/state.json``."""
+    return stem.name == SNAPSHOT and (stem.parent / "state.json").is_file()
+
+
 def list_checkpoints(directory: str | Path | None = None) -> list[str]:
-    """Names of the complete checkpoints (both files present) in ``directory``, sorted."""
+    """Names of the complete checkpoints (both files present) in ``directory``, sorted; a training folder's running
+    snapshot (:func:`is_training_snapshot`) is not one (:func:`training_folder_note` says how to load it)."""
     d = Path(directory) if directory is not None else default_checkpoint_dir()
     if not d.is_dir():
         return []
-    return sorted(p.stem for p in d.glob("*.safetensors") if p.with_suffix(".json").is_file())
+    return sorted(p.stem for p in d.glob("*.safetensors")
+                  if p.with_suffix(".json").is_file() and not is_training_snapshot(p.with_suffix("")))
+
+
+def training_folder_note(directory: str | Path | None) -> str | None:
+    """For a ``python -m dgmn.train --out`` folder, one sentence: which model it finished (listed under its name) or
+    that it has none yet, and how to open its snapshot explicitly. None for any other folder."""
+    d = Path(directory) if directory is not None else default_checkpoint_dir()
+    snapshot = d / SNAPSHOT
+    if not (is_training_snapshot(snapshot) and snapshot.with_suffix(".safetensors").is_file()):
+        return None
+    try:
+        step = json.loads((d / "state.json").read_text()[:10_000]).get("step")
+    except (OSError, ValueError, AttributeError):
+        step = None
+    at = f" (step {step})" if isinstance(step, int) else ""
+    finished = list_checkpoints(d)
+    head = (f"{d} is a training folder; its final model is listed as {', '.join(finished)}." if finished
+            else f"{d} is a training folder whose run has not finished: it has no final model yet.")
+    return (f"{head} Its running snapshot{at} is not listed: load it explicitly with "
+            f"`dgmn.load_model({str(snapshot)!r})`, or copy {SNAPSHOT}.safetensors and {SNAPSHOT}.json into a folder of "
+            "their own and open that with --checkpoints.")
 
 
 def resolve(name_or_path: str | Path, directory: str | Path | None = None) -> tuple[Path, Path]:
@@ -163,15 +203,25 @@ def check_card(card: Any, path: str | Path = "(in memory)") -> dict[str, Any]:
     if not _text(card["name"], MAX_NAME_CHARS):
         raise bad("name", f"must be a non-empty string of at most {MAX_NAME_CHARS} characters", card["name"])
     arch = card["architecture"]
-    if not isinstance(arch, dict) or not {"backbone", "context", "num_classes", "channels"} <= set(arch):
+    dgmn2 = isinstance(arch, dict) and "family" in arch
+    if dgmn2:
+        if arch["family"] != "dgmn2":
+            raise bad("architecture.family", "must be \"dgmn2\" (or absent, for the Dilated FCN family)", arch["family"])
+    elif not isinstance(arch, dict) or not {"backbone", "context", "num_classes", "channels"} <= set(arch):
         raise CheckpointError(f"model card {path}: 'architecture' needs backbone, context, channels and num_classes")
     for where, value in _lists(arch, "architecture"):
         if len(value) > MAX_ARCH_LIST:
             raise bad(where, f"may list at most {MAX_ARCH_LIST} entries", f"{len(value)}", described=True)
-    k = arch["num_classes"]
+    k = arch.get("num_classes")
     if not _int(k) or not 1 <= k <= MAX_CLASSES:
         raise bad("architecture.num_classes", f"must be an integer in 1–{MAX_CLASSES} (predictions are 8-bit labels, "
                   "255 meaning 'ignore')", k)
+    if dgmn2:
+        try:
+            DGMN2Config.from_architecture(arch)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"model card {path}: architecture (DGMN2) {_cut(str(exc), 300)}; fix the card "
+                                  "(or convert the checkpoint again with `python -m dgmn.convert dgmn2`)") from None
     if not isinstance(card["classes"], list) or not isinstance(card["palette"], list):
         raise CheckpointError(f"model card {path}: 'classes' and 'palette' must be lists")
     if len(card["classes"]) != k or len(card["palette"]) != k:
@@ -204,6 +254,16 @@ def check_card(card: Any, path: str | Path = "(in memory)") -> dict[str, Any]:
                 raise bad(key, "must be a JSON object", card[key])
             if card[key].get(sub) is not None and not isinstance(card[key][sub], str):
                 raise bad(f"{key}.{sub}", "must be a string", card[key][sub])
+    inference = card.get("inference")
+    if inference is not None:
+        if not isinstance(inference, dict):
+            raise bad("inference", "must be a JSON object", inference)
+        if inference.get("mode", "slide") not in ("slide", "whole"):
+            raise bad("inference.mode", 'must be "slide" or "whole"', inference.get("mode"))
+        for key in ("crop_size", "stride"):
+            v = inference.get(key)
+            if v is not None and not (isinstance(v, list) and len(v) == 2 and all(_int(i) and 1 <= i <= 8192 for i in v)):
+                raise bad(f"inference.{key}", "must be 2 integers in 1–8192 (height, width)", v)
     if card.get("params") is not None and not (_int(card["params"]) and card["params"] >= 0):
         raise bad("params", "must be a non-negative integer (the architecture's parameter count)", card["params"])
     return card
@@ -243,23 +303,28 @@ def _lists(value, where: str):
         yield from _lists(v, f"{where}[{k}]" if isinstance(value, list) else f"{where}.{k}")
 
 
-def config_from_card(card: dict[str, Any]) -> SegmenterConfig:
-    """The card's architecture as a :class:`SegmenterConfig`; :class:`CheckpointError` if it is not one."""
+def config_from_card(card: dict[str, Any]) -> SegmenterConfig | DGMN2Config:
+    """The card's architecture as a :class:`SegmenterConfig` (or a :class:`DGMN2Config` for ``"family": "dgmn2"``);
+    :class:`CheckpointError` if it is not one."""
     try:
-        return SegmenterConfig.from_architecture(card["architecture"])
+        arch = card["architecture"]
+        if isinstance(arch, dict) and "family" in arch:
+            return DGMN2Config.from_architecture(arch)
+        return SegmenterConfig.from_architecture(arch)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"model card {card.get('name')!r} describes an architecture that cannot be built: {exc}") from None
 
 
-def build_from_card(card: dict[str, Any], device: str | torch.device | None = None) -> Segmenter:
+def build_from_card(card: dict[str, Any], device: str | torch.device | None = None) -> Segmenter | DGMN2Segmenter:
     """The card's architecture, randomly initialised; ``device="meta"``: without memory and without running any
     initialisation (shapes only, in milliseconds whatever sizes the card names)."""
     config = config_from_card(card)
+    build = config.build if isinstance(config, DGMN2Config) else (lambda: build_segmenter(config))
     try:
         if str(device) != "meta":
-            return build_segmenter(config)
+            return build()
         with torch.device("meta"), _NoInit():
-            return build_segmenter(config)
+            return build()
     except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
         raise CheckpointError(f"model card {_short(card.get('name'))} describes an architecture that cannot be built: "
                               f"{_cut(str(exc), 300)}; fix the card's architecture (or use the card written by the "
@@ -341,7 +406,7 @@ class CheckedCheckpoint:
     tensors_path: Path
     card_path: Path
     card: dict[str, Any]
-    config: SegmenterConfig
+    config: SegmenterConfig | DGMN2Config
     header: dict[str, tuple[str, tuple[int, ...]]]
 
 
@@ -389,7 +454,8 @@ def check_checkpoint(name_or_path: str | Path, directory: str | Path | None = No
     return CheckedCheckpoint(tensors_path, card_path, card, config, header)
 
 
-def load_model(name_or_path: str | Path, device: str | torch.device = "cpu", directory: str | Path | None = None) -> Segmenter:
+def load_model(name_or_path: str | Path, device: str | torch.device = "cpu", directory: str | Path | None = None
+               ) -> Segmenter | DGMN2Segmenter:
     """Load a checkpoint by name (from ``checkpoints/`` or ``directory``) or path, validated against its card.
 
     Returns the model in eval mode on ``device``, with the card as ``model.card``. Raises

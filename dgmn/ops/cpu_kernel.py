@@ -1,66 +1,25 @@
 """Fused CPU kernel (C++/OpenMP through ``torch.utils.cpp_extension``) with a hand-written backward; the
 custom op ``dgmn::dynamic_aggregate`` (and its backward) call :func:`forward_cpu` and :func:`backward_cpu`.
 
-Compiled on first use (about 15–30 s) and cached by PyTorch in ``$TORCH_EXTENSIONS_DIR``
-(default ``~/.cache/torch_extensions``). Features are processed channels-last, (B, H, W, C):
+The kernel is built once per machine and cached (:mod:`dgmn.ops.kernel_build`: in the foreground with one line on
+stderr, or in the background while the reference answers). Features are processed channels-last, (B, H, W, C):
 pass ``x`` in ``torch.channels_last`` memory format to avoid a copy; offsets and weights are read in
-place in either memory format. Where no C++ compiler is
-available the op falls back to the reference implementation with one warning.
+place in either memory format. While the kernel is not available (no C++ compiler, a failed build — warned once —,
+or a background build still running) every function here returns None or runs the reference.
 """
 from __future__ import annotations
 
-import os
-import shutil
-import threading
-import warnings
-from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
 
+from . import kernel_build
 from .reference import dynamic_aggregate_reference_backward
-
-_SOURCE = Path(__file__).with_name("csrc") / "dynamic_aggregate.cpp"
-_lock = threading.Lock()
-_module = None
-_failure: str | None = None
 
 
 def load_extension():
-    """Compile (once per process; cached on disk across processes) and return the C++ module, or None."""
-    global _module, _failure
-    if _module is not None or _failure is not None:
-        return _module
-    with _lock:
-        if _module is not None or _failure is not None:
-            return _module
-        cxx = os.environ.get("CXX", "c++")
-        if shutil.which(cxx) is None:
-            _failure = f"no C++ compiler ({cxx!r}) on PATH"
-        else:
-            try:
-                from torch.utils.cpp_extension import load
-
-                flags = ["-O3", "-fopenmp"]
-                if os.environ.get("DGMN_PORTABLE_BUILD", "") != "1":
-                    flags.append("-march=native")
-                _module = load(
-                    name="dgmn_dynamic_aggregate_cpu" + ("_portable" if "-march=native" not in flags else ""),
-                    sources=[str(_SOURCE)],
-                    extra_cflags=flags,
-                    extra_ldflags=["-fopenmp"],
-                    verbose=False,
-                )
-            except Exception as exc:  # compiler present but the build failed
-                _failure = f"building the C++ kernel failed: {str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}"
-        if _failure is not None:
-            warnings.warn(
-                f"dgmn: the fused CPU kernel is unavailable ({_failure}); dynamic_aggregate falls back to the "
-                "slower pure-PyTorch reference. Install a C++ compiler (e.g. `apt-get install g++`) to enable it.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-    return _module
+    """The C++ module, or None while the reference must answer (see :mod:`dgmn.ops.kernel_build`)."""
+    return kernel_build.CPU_KERNEL.get()
 
 
 def _nhwc(t: torch.Tensor) -> torch.Tensor:

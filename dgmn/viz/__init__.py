@@ -8,6 +8,7 @@ from .context import answer_figure, layer_figure
 from .context_flow import flow_bar_figure, flow_heat_figure
 from .criss_cross import criss_cross_figure
 from .deformable import deformable_figure
+from .dgmn2 import dgmn2_figure
 from .diagnostics import diagnostics_figure
 from .nodes import RATE_COLOURS, moved_nodes_figure, nodes_figure
 from .probabilities import probability_figure
@@ -16,7 +17,7 @@ from .segmentation import disagreement_figure, segmentation_figure
 from .timeline import timeline_slider_figure, timeline_stats_figure
 
 __all__ = [
-    "RATE_COLOURS", "answer_figure", "flow_bar_figure", "flow_heat_figure", "attention_figure", "attribution_figure", "cost_figure", "criss_cross_figure", "deformable_figure", "diagnostics_figure", "disagreement_figure", "layer_figure", "plain_figure",
+    "RATE_COLOURS", "answer_figure", "flow_bar_figure", "flow_heat_figure", "attention_figure", "attribution_figure", "cost_figure", "criss_cross_figure", "deformable_figure", "dgmn2_figure", "diagnostics_figure", "disagreement_figure", "layer_figure", "plain_figure",
     "moved_nodes_figure", "nodes_figure", "probability_figure", "report_html", "segmentation_figure", "timeline_slider_figure",
     "timeline_stats_figure",
 ]

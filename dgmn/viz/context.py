@@ -1,24 +1,29 @@
 """The context panel of one layer (or one model) at one pixel: DGMN nodes and walks, Non-local attention, the
-points of a deformable convolution (DCN), or criss-cross attention (CCNet)."""
+points of a deformable convolution (DCN), criss-cross attention (CCNet), or a DGMN2 block's sampled positions."""
 from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
 
-from ..inspect.records import CCNetQuery, DCNQuery, DGMNQuery, LayerQuery, ModelAnswer
+from ..inspect.records import CCNetQuery, DCNQuery, DGMN2Query, DGMNQuery, LayerQuery, ModelAnswer
 from .attention import attention_figure
 from .base import plain_figure
 from .criss_cross import criss_cross_figure
 from .deformable import deformable_figure
+from .dgmn2 import dgmn2_figure
 from .nodes import nodes_figure
 
 
 def layer_figure(image: np.ndarray, model: str, layer: str, query: LayerQuery, pixel, opacity: float = 0.6, walks: bool = True,
                  rates=None) -> go.Figure:
-    """``query``: one layer's record of ``Explorer.inspect`` / ``Inspector.query`` (DGMN, Non-local, DCN or CCNet).
+    """``query``: one layer's record of ``Explorer.inspect`` / ``Inspector.query`` (DGMN, Non-local, DCN, CCNet or a
+    DGMN2 block).
     ``walks`` also switches DCN's offset arrows; ``rates`` applies to DGMN only."""
     if isinstance(query, DGMNQuery):
         return nodes_figure(image, query, pixel, rates=rates, walks=walks, title=f"{model}: sampled nodes ({layer})")
+    if isinstance(query, DGMN2Query):
+        return dgmn2_figure(image, query, pixel, walks=walks,
+                            title=f"{model}: DGMN2 attention, stage {query.stage} block {query.block}, 9 nodes per head")
     if isinstance(query, DCNQuery):
         return deformable_figure(image, query, pixel, offsets=walks, title=f"{model}: deformable conv, sampled points ({layer})")
     if isinstance(query, CCNetQuery):

@@ -1,5 +1,5 @@
 """Playwright drives Debian's chromium: open the app, upload an image, click a pixel, see the panels change (the graph,
-what-if, class flow, the training slider moved once, the model table, an example)."""
+what-if, class flow, the training slider moved once, the model table, an example, the DCN and CCNet models)."""
 import os
 import re
 import shutil
@@ -94,4 +94,18 @@ def test_upload_click_and_panels_change(tmp_path):
             page.locator("#examples button.thumbnail-item").first.click()
             sync_api.expect(status).to_have_value(re.compile("Click a pixel"), timeout=60_000)
             sync_api.expect(page.locator("#dis0")).to_contain_text("errors vs ground truth", timeout=30_000)
+            # the deformable-conv and criss-cross models beside DGMN: their own panels for a clicked pixel
+            models = page.locator("#models")
+            for name, on in (("fcn-nonlocal", False), ("fcn", False), ("fcn-dcn", True), ("fcn-ccnet", True)):
+                box = models.get_by_label(name, exact=True)
+                box.check() if on else box.uncheck()
+            sync_api.expect(status).to_have_value(re.compile("Click a pixel"), timeout=60_000)
+            page.wait_for_timeout(1000)
+            box = shown.bounding_box()
+            shown.click(position={"x": box["width"] / 2, "y": box["height"] / 2})
+            sync_api.expect(status).to_have_value(re.compile(r"Pixel \(x="), timeout=60_000)
+            page.wait_for_timeout(1500)
+            panels = page.locator("#context0").inner_html() + page.locator("#context1").inner_html() + page.locator("#context2").inner_html()
+            assert "sampled points" in panels and "pass 1: the pixel" in panels
+            assert "fcn-dcn" in status.input_value() and "fcn-ccnet" in status.input_value()
             browser.close()

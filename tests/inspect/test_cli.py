@@ -34,3 +34,29 @@ def test_what_if(tiny_checkpoints, scene_file, tmp_path, capsys):
     assert json.loads(out.read_text())["label_map"]["shape"] == [96, 160]
     assert main(base + ["--what-if", '[{"op": "drop_rate", "rate": 5}]']) == 2
     assert "has 2 rate(s)" in capsys.readouterr().err
+
+
+def test_a_converted_dgmn2_model(tiny_checkpoints, scene_file, tmp_path, capsys):
+    """Issue 18: a converted DGMN2 checkpoint next to ours; its card's sliding-window inference (crops made small here,
+    so the 96×160 scene needs 2 × 3 of them) runs with a progress bar on stderr; the JSON holds every block."""
+    import shutil
+
+    from dgmn.convert import convert_dgmn2
+
+    from ..models.dgmn2.fixtures import fixture
+
+    d = tmp_path / "ck"
+    shutil.copytree(tiny_checkpoints, d)
+    convert_dgmn2(fixture("fpn.pth"), d, name="dgmn2-fpn")
+    card = json.loads((d / "dgmn2-fpn.json").read_text())
+    card["inference"].update(crop_size=[64, 64], stride=[48, 48])
+    (d / "dgmn2-fpn.json").write_text(json.dumps(card))
+    out, page = tmp_path / "o.json", tmp_path / "o.html"
+    assert main(["--checkpoints", str(d), "--checkpoint", "dgmn2-fpn", "--checkpoint", "dgmn-full", "--image", scene_file,
+                 "--pixel", "40,70", "--json", str(out), "--html", str(page)]) == 0
+    assert "dgmn2-fpn: sliding-window crops" in capsys.readouterr().err
+    doc = json.loads(out.read_text())
+    layers = doc["dgmn2-fpn"]["layers"]
+    assert len(layers) == 6 and layers["stage 1, block 1"]["type"] == "dgmn2" and len(doc["dgmn2-fpn"]["probabilities"]) == 19
+    assert layers["stage 1, block 1"]["crop"] == [0, 48, 64, 112]  # of the 2 × 3 crops, the one whose centre is nearest (40, 70)
+    assert "DGMN2 attention" in page.read_text()[:10_000_000]

@@ -197,22 +197,6 @@ def test_environment_variable_selects_the_implementation(monkeypatch):
     assert default_impl(torch.device("cpu")) == "cpu"
 
 
-def test_without_a_compiler_the_cpu_impl_falls_back_with_one_warning(monkeypatch):
-    from dgmn.ops import cpu_kernel
-
-    monkeypatch.setattr(cpu_kernel, "_module", None)
-    monkeypatch.setattr(cpu_kernel, "_failure", None)
-    monkeypatch.setenv("CXX", "no-such-compiler-dgmn")
-    x, off, w = make_inputs(1, 4, 4, 4, (1,), 1, 3, torch.float64)
-    with pytest.warns(RuntimeWarning, match="falls back to the slower pure-PyTorch reference"):
-        a = dynamic_aggregate(x, off, w, (1,), impl="cpu")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a second call does not warn again
-        b = dynamic_aggregate(x, off, w, (1,), impl="cpu")
-    ref = dynamic_aggregate(x, off, w, (1,), impl="reference")
-    assert torch.equal(a, ref) and torch.equal(b, ref)
-
-
 @pytest.mark.parametrize("impl", IMPLS)
 def test_nan_offsets_are_refused(impl):
     dev = device_for(impl)

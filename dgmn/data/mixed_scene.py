@@ -1,13 +1,13 @@
-"""Fresh demonstration scenes: a mixed ContextScenes scene (buildings over both water and road) for any seed,
-with its ground truth, so a teacher can bring the same scene back by its seed."""
+"""Demonstration scenes: a mixed ContextScenes scene (buildings over both water and road) for any seed, with its
+ground truth, so a teacher can bring the same scene back by its seed — the app's **New scene** and
+``python -m dgmn.data scene --seed S`` give the same image for the same seed."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..data import ContextScenes
-from ..data.context_scenes import BOATHOUSE, HOUSE
+from .context_scenes import BOATHOUSE, HOUSE, ContextScenes
 
 SCENE_SIZE = (128, 256)
 MAX_SEED = 2**31 - 1
