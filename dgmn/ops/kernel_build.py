@@ -222,20 +222,38 @@ def _flags() -> list[str]:
     return flags
 
 
-def _load(name: str, folder: Path):
-    """Compile (or load from ``folder``) the kernel. The source is copied into ``folder`` first, so the compile command
-    is the same wherever the package lives: two copies of the project (a clone, an installed wheel, a test's scratch
-    copy) share one cached build instead of rebuilding it for each other."""
+def build_source(source: Path, name: str, folder: Path):
+    """Compile ``source`` as the extension ``name`` in ``folder`` (or load it from there when it is up to date).
+
+    The source is copied into ``folder`` first, so the compile command is the same wherever the package lives: two
+    copies of the project (a clone, an installed wheel, a test's scratch copy) share one cached build instead of
+    rebuilding it for each other. Builds of one folder take turns under an ``flock`` (released by the system when a
+    process dies); holding it, a ``lock`` file of PyTorch's left in the folder can only come from a process that was
+    killed while building, and is removed — otherwise every later process would wait for it forever."""
     from torch.utils.cpp_extension import load
 
-    source = folder / SOURCE.name
-    code = SOURCE.read_bytes()
-    if not source.is_file() or source.read_bytes() != code:  # rewritten only when it differs: no needless rebuild
-        tmp = source.with_suffix(".tmp")
-        tmp.write_bytes(code)
-        tmp.replace(source)
-    return load(name=name, sources=[str(source)], extra_cflags=_flags(), extra_ldflags=["-fopenmp"],
-                build_directory=str(folder), verbose=False)
+    with open(folder / ".dgmn-build.lock", "w") as turn:
+        try:
+            import fcntl
+
+            fcntl.flock(turn, fcntl.LOCK_EX)  # waits while another live process builds here
+        except ImportError:  # not POSIX: PyTorch's own lock file alone
+            pass
+        else:
+            (folder / "lock").unlink(missing_ok=True)  # a killed build's; no live process is building here
+        copy = folder / source.name
+        code = source.read_bytes()
+        if not copy.is_file() or copy.read_bytes() != code:  # rewritten only when it differs: no needless rebuild
+            tmp = copy.with_suffix(".tmp")
+            tmp.write_bytes(code)
+            tmp.replace(copy)
+        return load(name=name, sources=[str(copy)], extra_cflags=_flags(), extra_ldflags=["-fopenmp"],
+                    build_directory=str(folder), verbose=False)
+
+
+def _load(name: str, folder: Path):
+    """Compile (or load) the dynamic-aggregation kernel (:func:`build_source`)."""
+    return build_source(SOURCE, name, folder)
 
 
 def extension_name() -> str:

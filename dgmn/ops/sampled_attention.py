@@ -65,18 +65,9 @@ SOURCE = Path(__file__).with_name("csrc") / "sampled_attention.cpp"
 
 # ---- the CPU kernel's build ------------------------------------------------------------------------------------
 def _load(name: str, folder: Path):
-    """Compile (or load from ``folder``) the kernel; the source is copied into ``folder`` first (as
-    :func:`dgmn.ops.kernel_build._load`, so copies of the project share one cached build)."""
-    from torch.utils.cpp_extension import load
-
-    source = folder / SOURCE.name
-    code = SOURCE.read_bytes()
-    if not source.is_file() or source.read_bytes() != code:
-        tmp = source.with_suffix(".tmp")
-        tmp.write_bytes(code)
-        tmp.replace(source)
-    return load(name=name, sources=[str(source)], extra_cflags=kernel_build._flags(), extra_ldflags=["-fopenmp"],
-                build_directory=str(folder), verbose=False)
+    """Compile (or load from ``folder``) the kernel (:func:`dgmn.ops.kernel_build.build_source`: copies of the project
+    share one cached build; a build killed half-way does not block the next)."""
+    return kernel_build.build_source(SOURCE, name, folder)
 
 
 def extension_name() -> str:

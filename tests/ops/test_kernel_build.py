@@ -82,7 +82,9 @@ def test_an_unwritable_cache_still_builds_the_real_kernel(monkeypatch, tmp_path,
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(blocker))
-    kb = patched(monkeypatch, None)
+    # a name of its own: the same name built in two folders in one process makes PyTorch rename the build (name_v1)
+    kb = KernelBuild(kernel_build.CPU_KERNEL.name + "_elsewhere")
+    monkeypatch.setattr(kernel_build, "CPU_KERNEL", kb)
     x, off, w = inputs
     out = dynamic_aggregate(x, off, w, (1, 2), impl="cpu")
     assert kb.status().state == "ready"
@@ -123,3 +125,15 @@ def test_a_background_build_that_fails_warns_and_stays_on_the_reference(monkeypa
         kb.start()
         assert kb.wait(30).state == "unavailable"
     assert kb.get() is None
+
+
+def test_a_build_killed_half_way_does_not_block_the_next(tmp_path):
+    """A process killed while building leaves PyTorch's ``lock`` file behind; the next build must not wait for it."""
+    folder = kernel_build.extension_root() / kernel_build.CPU_KERNEL.name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "lock").write_text("")  # what a killed build leaves
+    done = []
+    worker = threading.Thread(target=lambda: done.append(kernel_build._load(kernel_build.CPU_KERNEL.name, folder)), daemon=True)
+    worker.start()
+    worker.join(300)
+    assert done and done[0] is not None and not (folder / "lock").exists()
