@@ -152,17 +152,17 @@ def use_impl(impl: str) -> Iterator[None]:
             os.environ["DGMN_OP_IMPL"] = old
 
 
-def resolve_impl(impl: Optional[str], device: torch.device) -> str:
+def resolve_impl(impl: Optional[str], device: torch.device, op: str = "dynamic_aggregate") -> str:
     """The implementation to run on ``device``: ``impl``, or :func:`default_impl` when it is None.
-    Raises ``ValueError`` for an unknown name or one that cannot run on ``device``."""
+    Raises ``ValueError`` for an unknown name or one that cannot run on ``device`` (the message names ``op``)."""
     impl = (impl or default_impl(device)).lower()
     if impl not in IMPLS:
-        raise ValueError(f"dynamic_aggregate: impl={impl!r} is not an implementation; use one of {', '.join(IMPLS)}")
+        raise ValueError(f"{op}: impl={impl!r} is not an implementation; use one of {', '.join(IMPLS)}")
     if impl == "cpu" and device.type not in ("cpu", "meta"):
-        raise ValueError(f"dynamic_aggregate: impl='cpu' needs CPU tensors, got {device}; use impl='triton' or 'reference'")
+        raise ValueError(f"{op}: impl='cpu' needs CPU tensors, got {device}; use impl='triton' or 'reference'")
     if impl == "triton" and device.type not in ("cuda", "meta") and os.environ.get("TRITON_INTERPRET") != "1":
         raise ValueError(
-            f"dynamic_aggregate: impl='triton' needs CUDA tensors (or TRITON_INTERPRET=1 for CPU testing), got {device}"
+            f"{op}: impl='triton' needs CUDA tensors (or TRITON_INTERPRET=1 for CPU testing), got {device}"
         )
     return impl
 

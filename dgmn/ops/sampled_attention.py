@@ -56,7 +56,7 @@ import torch
 from torch import Tensor
 
 from . import kernel_build
-from .dynamic_aggregate import IMPLS, all_finite, default_impl, dynamic_aggregate
+from .dynamic_aggregate import all_finite, default_impl, dynamic_aggregate, resolve_impl
 from .reference import sample_nodes
 
 NUM_SAMPLES = 9
@@ -153,23 +153,10 @@ def _cpu_forward(q, k, v, offset, pos_logits, scale) -> Optional[Tensor]:
     return ext.forward(last(q), last(k), last(v), offset, pos_logits, float(scale))
 
 
-def _resolve(impl: Optional[str], device: torch.device) -> str:
-    import os
-
-    impl = (impl or default_impl(device)).lower()
-    if impl not in IMPLS:
-        raise ValueError(f"sampled_attention: impl={impl!r} is not an implementation; use one of {', '.join(IMPLS)}")
-    if impl == "cpu" and device.type not in ("cpu", "meta"):
-        raise ValueError(f"sampled_attention: impl='cpu' needs CPU tensors, got {device}")
-    if impl == "triton" and device.type not in ("cuda", "meta") and os.environ.get("TRITON_INTERPRET") != "1":
-        raise ValueError(f"sampled_attention: impl='triton' needs CUDA tensors (or TRITON_INTERPRET=1), got {device}")
-    return impl
-
-
 @torch.library.custom_op("dgmn::sampled_attention", mutates_args=())
 def _sampled_attention_op(q: Tensor, k: Tensor, v: Tensor, offset: Tensor, pos_logits: Tensor, scale: float,
                           impl: Optional[str]) -> Tensor:
-    impl = _resolve(impl, q.device)
+    impl = resolve_impl(impl, q.device, "sampled_attention")
     _refuse_non_finite(offset)
     out = None
     if impl == "cpu":
@@ -199,7 +186,7 @@ def sampled_attention(q: Tensor, k: Tensor, v: Tensor, offset: Tensor, pos_logit
     """(B, H, W, h, d) attention output; see the module docstring for the math, shapes and implementations."""
     check_inputs(q, k, v, offset, pos_logits)
     if impl is not None:
-        impl = _resolve(impl, q.device)
+        impl = resolve_impl(impl, q.device, "sampled_attention")
     if needs_grad(q, k, v, offset, pos_logits) or torch.jit.is_tracing():
         _refuse_non_finite(offset)  # autograd (or TorchScript tracing) needs the differentiable reference path
         ref = sampled_attention_reference(q, k, v, offset, pos_logits, scale,
