@@ -7,8 +7,16 @@ The same app as ``dgmn-explorer`` and ``python -m dgmn.app``: its code is the pa
 """
 import sys
 
-from dgmn.app import build_app  # noqa: F401  (scripts that did `import app; app.build_app(...)`)
 from dgmn.app.__main__ import main
+
+
+def __getattr__(name: str):  # scripts that did `import app; app.build_app(...)` (Gradio is imported only then)
+    if name == "build_app":
+        from dgmn.app import build_app
+
+        return build_app
+    raise AttributeError(f"module 'app' has no attribute {name!r}")
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -9,6 +9,9 @@ import os
 import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# A server draws no windows. Gradio asks matplotlib for its backend around every event; left to choose, matplotlib
+# imports pyplot to find one, about 0.7 s on the first click (this process only; dgmn.explore() leaves yours alone).
+os.environ.setdefault("MPLBACKEND", "agg")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -22,15 +25,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from .address import PortBusy, busy_message, port_busy
+
+    if port_busy(args.host, args.port):  # before the heavy imports (Gradio, the models)
+        print(f"dgmn-explorer: {busy_message(args.port)}", file=sys.stderr)
+        return 2
     import torch
 
     from ..inspect.explorer import Explorer
     from ..models.checkpoint import training_folder_note
-    from .launch import PortBusy, busy_message, launch, port_busy
-
-    if port_busy(args.host, args.port):  # before loading any model
-        print(f"dgmn-explorer: {busy_message(args.port)}", file=sys.stderr)
-        return 2
+    from .launch import launch
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     note = training_folder_note(args.checkpoints) if args.checkpoints else None
     if note:

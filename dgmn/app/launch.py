@@ -1,8 +1,8 @@
-"""Starting the app: the queue limits and launch options every entry point uses, a busy port, the address line."""
+"""Starting the app: the queue limits and launch options every entry point uses (the address and port checks are in
+:mod:`dgmn.app.address`)."""
 from __future__ import annotations
 
 import os
-import socket
 import threading
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -11,38 +11,12 @@ import gradio as gr  # noqa: E402
 
 from ..inspect.explorer import Explorer  # noqa: E402
 from ..ops.kernel_build import CPU_KERNEL  # noqa: E402
+from .address import PortBusy, address_line, busy_message, port_busy  # noqa: E402
 from .blocks import build_app, page_models  # noqa: E402
 
 QUEUE = {"default_concurrency_limit": 2, "max_size": 32}  # at most 2 events run at once, 32 wait
 LAUNCH = {"server_name": "127.0.0.1", "server_port": 7860, "share": False, "ssr_mode": False, "max_file_size": "25mb",
           "quiet": True}  # quiet: no Gradio banner or share hint; address_line() says where the app is
-
-
-class PortBusy(OSError):
-    """The port asked for is taken; the message names it and the option that changes it."""
-
-
-def port_busy(host: str, port: int) -> bool:
-    """Whether ``port`` on ``host`` cannot be bound now (something else listens there)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
-def busy_message(port: int) -> str:
-    return (f"port {port} is already in use (another DGMN Explorer or another server?); "
-            f"choose another with --port, e.g. --port {port + 1}")
-
-
-def address_line(host: str, port: int) -> str:
-    """The one line the app prints at start: where it is, and who can reach it."""
-    if host in ("0.0.0.0", "::"):
-        return (f"DGMN Explorer on port {port} of every network interface: anyone who can reach this machine can open "
-                f"it (here: http://127.0.0.1:{port}). Stop with Ctrl+C.")
-    return f"DGMN Explorer: http://{host}:{port} (this machine only). Stop with Ctrl+C."
 
 
 def launch(explorer: Explorer, blocking: bool = True, default_models=None, **launch_options) -> gr.Blocks:

@@ -17,6 +17,7 @@ import sys
 
 import torch
 
+from ..closed_pipe import ends_quietly_on_closed_pipe
 from .table import format_table
 
 
@@ -34,6 +35,7 @@ def machine() -> dict:
     )
 
 
+@ends_quietly_on_closed_pipe
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m dgmn.bench", description=__doc__.splitlines()[0])
     p.add_argument("what", choices=["op", "layer", "gpu", "app", "load", "soak", "first-click", "dgmn2"], help="which benchmark to run")
@@ -41,7 +43,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument("--repeats", type=int, default=None,
                    help="timed calls per measurement, median reported (default: 5; layer and gpu: 3)")
-    p.add_argument("--runs", type=int, default=3, help="layer, gpu: times the whole set is measured (median and spread)")
+    p.add_argument("--runs", type=int, default=3, help="layer, gpu: times the whole set is measured (median and spread); first-click: fresh starts (median)")
     p.add_argument("--quick", action="store_true", help="only the smaller sizes")
     p.add_argument("--gpu-compile", action="store_true",
                    help="op: compile the Triton kernels for sm_80/sm_90 ahead of time and report registers and spills")
@@ -79,7 +81,7 @@ def main(argv=None) -> int:
     elif args.what == "op" and args.gpu_compile:
         rows = bench.run_gpu_compile()
     elif args.what == "first-click":
-        rows = bench.run(root=args.root)
+        rows = bench.run(runs=args.runs or 1, root=args.root)
     elif args.what == "dgmn2":
         rows = bench.run(repeats=args.repeats or 3, quick=args.quick, runs=args.runs, original=args.original)
     elif args.what in ("layer", "gpu"):

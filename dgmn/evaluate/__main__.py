@@ -22,6 +22,7 @@ import sys
 
 import torch
 
+from ..closed_pipe import ends_quietly_on_closed_pipe
 from ..data import DATASETS, ContextScenes, cityscapes, image_folder
 from ..inspect.context_flow import ContextFlow, context_flow
 from ..inspect.inspector import Inspector
@@ -106,6 +107,7 @@ def pairs_line(name: str, pairs: dict) -> str:
     return f"{name}: share drawn from the deciding surface — {text}"
 
 
+@ends_quietly_on_closed_pipe
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m dgmn.evaluate", description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", required=True, help="a name in checkpoints/ (e.g. dgmn-full) or a path to a .safetensors/.json pair")

@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..closed_pipe import ends_quietly_on_closed_pipe
 from .explorer import Explorer, InputError
 from .label_maps import encode_label_map
 from .timeline_view import TimelineView
@@ -22,11 +23,12 @@ from .what_if import EditError, what_if
 from .uploads import read_source
 
 
+@ends_quietly_on_closed_pipe
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="dgmn-inspect", description="Headless inspection: what the app shows for one pixel, as JSON and a standalone HTML page")
     p.add_argument("--checkpoint", action="append", required=True, help="model name or path; repeat to compare")
     p.add_argument("--image", required=True)
-    p.add_argument("--pixel", required=True, help="Y,X in the image's pixels")
+    p.add_argument("--pixel", required=True, help="Y,X: row, column in the image's pixels (the app's endpoints take x, y)")
     p.add_argument("--json", default=None, help="write the inspection JSON here ('-' for stdout)")
     p.add_argument("--html", default=None, help="write a standalone HTML report here")
     p.add_argument("--checkpoints", default=None, help="folder to look names up in (default: checkpoints/)")
@@ -40,6 +42,9 @@ def main(argv=None) -> int:
     except ValueError:
         print(f"dgmn.inspect: --pixel takes Y,X (e.g. 40,100), got {args.pixel!r}", file=sys.stderr)
         return 2
+    if args.timeline and not args.html:
+        print("dgmn.inspect: --timeline writes an HTML page: add --html OUT", file=sys.stderr)
+        return 2
     try:
         explorer = Explorer(args.checkpoints)
         names = []
@@ -49,45 +54,56 @@ def main(argv=None) -> int:
                 c = Path(c).with_suffix("").name
             names.append(c)
         img, notice, source_size = read_source(args.image)
+        H, W = source_size or img.shape[:2]
+        if not (0 <= y < H and 0 <= x < W):
+            raise InputError(f"--pixel {args.pixel} (Y,X) is outside the {W}×{H} image {args.image}: Y must be in "
+                             f"0…{H - 1} and X in 0…{W - 1}")
         with CropProgress() as progress:
             analysis = explorer.analyse(img, names, progress=progress)
         analysis.source_size = source_size
         ay, ax = analysis.from_source(y, x)
         answer = explorer.inspect(analysis, ay, ax, names)
         if args.timeline:
-            if not args.html:
-                raise InputError("--timeline writes an HTML page: add --html OUT")
-            return write_timeline_page(explorer, analysis, names, ay, ax, args.html)
+            write_timeline_page(explorer, analysis, names, ay, ax, args.html)
+            print(f"wrote {args.html} (the pixel's graph at every training snapshot; open it in a browser)")
+            return 0
         if args.what_if is not None:
             results = {n: what_if(explorer, analysis, n, ay, ax, args.what_if, args.scope).to_json(
                 lambda lm, n=n: encode_label_map(lm, explorer.card(n))) for n in names}
     except (InputError, EditError) as exc:
         print(f"dgmn.inspect: {exc}", file=sys.stderr)
         return 2
+    if notice:
+        print(f"note: {notice}", file=sys.stderr)
+    # the answer on stdout; what was written, on stderr when stdout carries the JSON
+    said = sys.stderr if args.json == "-" else sys.stdout
     if args.what_if is not None:
         text = json.dumps(results[names[0]] if len(names) == 1 else results, indent=1)
         if args.json and args.json != "-":
             Path(args.json).write_text(text)
+            for n, r in results.items():
+                print(f"{n}: {r['before']['class']} → {r['after']['class']} with {args.what_if} ({args.scope} scope)", file=said)
+            print(f"wrote {args.json} (the what-if result)", file=said)
         else:
             print(text)
         return 0
-    if notice:
-        print(f"note: {notice}", file=sys.stderr)
     if args.json:
         text = json.dumps(answer.to_json(), indent=1)
         if args.json == "-":
             print(text)
         else:
             Path(args.json).write_text(text)
+    for n, e in answer.items():
+        print(f"{n}: {e.class_name} ({e.probabilities[e.class_name]:.2f}) at pixel y={y:g}, x={x:g}", file=said)
+    if args.json and args.json != "-":
+        print(f"wrote {args.json} (the inspection, as the inspect_xy endpoint answers)", file=said)
     if args.html:
         from dgmn.viz.report import report_html
 
         preds = {n: analysis.results[n].prediction for n in names}
         cards = {n: explorer.card(n) for n in names}
         Path(args.html).write_text(report_html(img, answer, (ay, ax), preds, cards))
-    if not args.json and not args.html:
-        for n, e in answer.items():
-            print(f"{n}: {e.class_name}")
+        print(f"wrote {args.html} (a standalone page with the figures; open it in a browser, it works offline)", file=said)
     return 0
 
 
@@ -116,7 +132,7 @@ class CropProgress:
             bar.close()
 
 
-def write_timeline_page(explorer, analysis, names, y, x, path) -> int:
+def write_timeline_page(explorer, analysis, names, y, x, path) -> None:
     """One standalone HTML page: per model with a timeline, the pixel's graph at every snapshot (a plotly
     slider) and the statistics over training."""
     import html
@@ -136,7 +152,6 @@ def write_timeline_page(explorer, analysis, names, y, x, path) -> int:
             first = False
     parts.append("</body></html>")
     Path(path).write_text("\n".join(parts))
-    return 0
 
 
 if __name__ == "__main__":

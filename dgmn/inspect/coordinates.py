@@ -6,21 +6,38 @@ centre at image pixel
 
     Y = (fy + ½)·H/h − ½,    X = (fx + ½)·W/w − ½
 
-and image pixel (Y, X) sits at feature position fy = (Y + ½)·h/H − ½, fx = (X + ½)·w/W − ½. The functions
-take Python floats, NumPy arrays or tensors alike (plain arithmetic, broadcast).
+and image pixel (Y, X) sits at feature position fy = (Y + ½)·h/H − ½, fx = (X + ½)·w/W − ½.
+
+A model family that upsamples with ``align_corners=True`` (DGMN2's heads, as every published DGMN2 configuration
+sets it) reads its maps corner to corner instead, and the functions take ``align_corners=True`` for it:
+
+    Y = fy·(H − 1)/(h − 1),    fy = Y·(h − 1)/(H − 1)    (0 when a side is 1 long)
+
+For DGMN2 this is also where each feature position's receptive field is centred: its 3×3 stride-2 convolutions
+with padding 1 centre position i at 2i, so at stride S position i sits at S·i, which is the formula above whenever
+(H − 1)/(h − 1) = S, as on mmseg's 769-pixel crops (769 → 193 → 97 → 49 → 25).
+The functions take Python floats, NumPy arrays or tensors alike (plain arithmetic, broadcast).
 """
 from __future__ import annotations
 
 
-def image_to_feature(y, x, feature_size, image_size):
+def _corner_scale(n_to: int, n_from: int) -> float:
+    return (n_to - 1) / (n_from - 1) if n_from > 1 else 0.0
+
+
+def image_to_feature(y, x, feature_size, image_size, align_corners: bool = False):
     """Image pixel (y, x) → feature position (fy, fx), both continuous."""
     (h, w), (H, W) = feature_size, image_size
+    if align_corners:
+        return y * _corner_scale(h, H), x * _corner_scale(w, W)
     return (y + 0.5) * h / H - 0.5, (x + 0.5) * w / W - 0.5
 
 
-def feature_to_image(fy, fx, feature_size, image_size):
+def feature_to_image(fy, fx, feature_size, image_size, align_corners: bool = False):
     """Feature position (fy, fx) → the image pixel (Y, X) at its centre, both continuous."""
     (h, w), (H, W) = feature_size, image_size
+    if align_corners:
+        return fy * _corner_scale(H, h), fx * _corner_scale(W, w)
     return (fy + 0.5) * H / h - 0.5, (fx + 0.5) * W / w - 0.5
 
 
@@ -29,9 +46,9 @@ def nearest_index(y: float, x: float, size) -> tuple[int, int]:
     return min(max(int(round(y)), 0), size[0] - 1), min(max(int(round(x)), 0), size[1] - 1)
 
 
-def nearest_feature(y: float, x: float, feature_size, image_size) -> tuple[int, int]:
+def nearest_feature(y: float, x: float, feature_size, image_size, align_corners: bool = False) -> tuple[int, int]:
     """The feature position (iy, ix) nearest to image pixel (y, x): the one whose graph the pixel shows."""
-    return nearest_index(*image_to_feature(y, x, feature_size, image_size), feature_size)
+    return nearest_index(*image_to_feature(y, x, feature_size, image_size, align_corners), feature_size)
 
 
 def feature_cells(feature_size, image_size) -> dict:

@@ -85,7 +85,8 @@ def pixel_inside(analysis: Analysis, y: float, x: float) -> tuple[float, float]:
     y, x = analysis.from_source(y, x)
     if not (0 <= y < analysis.image.shape[0] and 0 <= x < analysis.image.shape[1]):
         w, h = analysis.source_size[::-1] if analysis.source_size else analysis.image.shape[1::-1]
-        raise InputError(f"the point (x={sx:.0f}, y={sy:.0f}) is outside the {w}×{h} image; give a pixel inside it")
+        raise InputError(f"the point (x={sx:.0f}, y={sy:.0f}) is outside the {w}×{h} image: x must be in 0…{w - 1} "
+                         f"and y in 0…{h - 1}")
     return y, x
 
 

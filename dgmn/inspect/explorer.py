@@ -367,7 +367,8 @@ class Explorer:
         """Per model: the class predicted at image pixel (y, x) and what every (or the chosen) context layer did there."""
         H, W = analysis.image.shape[:2]
         if not (0 <= x < W and 0 <= y < H):
-            raise InputError(f"the point (x={x:.0f}, y={y:.0f}) is outside the {W}×{H} image; click inside it")
+            raise InputError(f"the point (x={x:.0f}, y={y:.0f}) is outside the {W}×{H} image: x must be in 0…{W - 1} "
+                             f"and y in 0…{H - 1}")
         out = Inspection(y=y, x=x, image_id=analysis.image_id)
         self.budget.touch(analysis)
         for name in names:

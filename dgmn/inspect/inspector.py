@@ -24,7 +24,9 @@ kept (overlaps are not stored twice). That crop saw the most context around the 
 pixel, though, are the average over all crops covering it, as the original's test mode computes them.
 
 Coordinates: image pixel (y, x) ↔ feature position ((y + ½)·h/H − ½, (x + ½)·w/W − ½), the convention of
-bilinear upsampling with ``align_corners=False``; the queried feature pixel is the nearest one.
+bilinear upsampling with ``align_corners=False``; the queried feature pixel is the nearest one. DGMN2 blocks use
+their head's convention, ``align_corners=True`` in every published configuration: crop pixel (y, x) ↔ feature
+position (y·(h − 1)/(H − 1), x·(w − 1)/(W − 1)) of the crop's (H, W) and the block's (h, w).
 """
 from __future__ import annotations
 
@@ -106,6 +108,7 @@ class DGMN2Record:
     block: int  # 1-based
     heads: int
     crops: list[DGMN2Crop] = field(default_factory=list)
+    align_corners: bool = True  # how the model's head reads its maps (the crop's feature ↔ pixel mapping)
 
     @property
     def feature_size(self) -> tuple[int, int]:
@@ -251,7 +254,8 @@ class Inspector:
                 it = attn.internals(x, H, W)
             rec = self.records.get(name)
             if not isinstance(rec, DGMN2Record):
-                rec = self.records[name] = DGMN2Record(stage, block, attn.num_heads)
+                rec = self.records[name] = DGMN2Record(stage, block, attn.num_heads,
+                                                       align_corners=bool(getattr(self.model, "align_corners", True)))
             box = self.crops[-1] if self.crops else (0, 0, H, W)
             rec.crops.append(DGMN2Crop(box, (H, W), _first_batch(it.offsets)[0], _first_batch(it.content)[0],
                                        _first_batch(it.position)[0]))
@@ -331,8 +335,8 @@ class Inspector:
                 if r is None:
                     iy0, ix0, iy1, ix1 = 0, 0, -1, -1
                 else:
-                    iy0, ix0 = nearest_feature(r[0] - y1, r[2] - x1, crop.feature_size, crop.crop_size)
-                    iy1, ix1 = nearest_feature(r[1] - y1, r[3] - x1, crop.feature_size, crop.crop_size)
+                    iy0, ix0 = nearest_feature(r[0] - y1, r[2] - x1, crop.feature_size, crop.crop_size, rec.align_corners)
+                    iy1, ix1 = nearest_feature(r[1] - y1, r[3] - x1, crop.feature_size, crop.crop_size, rec.align_corners)
                 part = (..., slice(iy0, iy1 + 1), slice(ix0, ix1 + 1))
                 crop.offsets, crop.content, crop.position = (t[part].clone(memory_format=torch.contiguous_format)
                                                              for t in (crop.offsets, crop.content, crop.position))
@@ -462,7 +466,9 @@ class Inspector:
     def query_dgmn2(self, name: str, y: float, x: float) -> DGMN2Query:
         """A DGMN2 block at image pixel (y, x), from the crop whose centre is nearest the pixel
         (:meth:`DGMN2Record.crop_for`): the pixel in crop coordinates is mapped to its nearest feature position
-        (iy, ix) of that crop's map (:mod:`dgmn.inspect.coordinates`). Per head and node k = ky·3 + kx: the grid
+        (iy, ix) of that crop's map the way the model's head reads it (:mod:`dgmn.inspect.coordinates`; DGMN2:
+        ``align_corners=True``, which on mmseg's 769-pixel crops puts position i of a stride-S map at pixel S·i, its
+        receptive field's centre). Per head and node k = ky·3 + kx: the grid
         position (iy + ky − 1, ix + kx − 1), the recorded offset (the walk), the sampled position = grid + walk
         (feature pixels; image pixels = the crop's feature → image mapping plus the crop's corner), the content
         logit c_k, the position logit r_k, the logit c_k + r_k and the weight softmax_k(c + r) — what the block
@@ -471,13 +477,13 @@ class Inspector:
         crop = rec.crop_for(y, x)
         y1, x1 = crop.box[:2]
         size, csize = crop.feature_size, crop.crop_size
-        iy, ix = nearest_feature(y - y1, x - x1, size, csize)
+        iy, ix = nearest_feature(y - y1, x - x1, size, csize, rec.align_corners)
         oy, ox = iy - crop.origin[0], ix - crop.origin[1]  # where (iy, ix) is kept
         if not (0 <= oy < crop.content.shape[-2] and 0 <= ox < crop.content.shape[-1]):
             raise RuntimeError(f"Inspector.query_dgmn2: feature position {(iy, ix)} of crop {crop.box} was not kept")
 
         def image(fy, fx):
-            Y, X = feature_to_image(fy, fx, size, csize)
+            Y, X = feature_to_image(fy, fx, size, csize, rec.align_corners)
             return [Y + y1, X + x1]
 
         heads = []

@@ -75,7 +75,8 @@ def model_summaries(directory: str | Path | None = None) -> list[dict]:
     d = Path(directory) if directory is not None else default_checkpoint_dir()
     rows = []
     for name in list_checkpoints(d):
-        row = {"name": name, "context": None, "miou": None, "house/boathouse": None, "seeds": None,
+        row = {"name": name, "context": None, "miou": None, "miou_source": None, "miou_split": None,
+               "house/boathouse": None, "seeds": None,
                "params": None, "macs": None, "macs_input": None, "problem": None, "problem_with": None}
         rows.append(row)
         try:
@@ -93,6 +94,8 @@ def model_summaries(directory: str | Path | None = None) -> list[dict]:
         row.update(
             context=describe_context(card["architecture"], card.get("inference")),
             miou=_number(metrics.get("miou")),
+            miou_source=metrics.get("source") if isinstance(metrics.get("source"), str) else None,
+            miou_split=metrics.get("split") if isinstance(metrics.get("split"), str) else None,
             params=_number(card.get("params")),
             macs=_number(card.get("macs")),
             macs_input=card.get("macs_input") if _shape(card.get("macs_input")) else None,
@@ -128,7 +131,7 @@ def model_cards_markdown(directory: str | Path | None = None, extra_rows: list[d
     if not rows:
         return "No checkpoints in this folder." + (f" {cell(note)}" if note else "")
     lines = [
-        "| model | context module | mIoU (held-out) | house/boathouse IoU | mIoU over training seeds | params | MACs |",
+        "| model | context module | mIoU | house/boathouse IoU | mIoU over training seeds | params | MACs |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
@@ -139,13 +142,17 @@ def model_cards_markdown(directory: str | Path | None = None, extra_rows: list[d
         macs = "—" if r["macs"] is None else f"{r['macs'] / 1e6:.1f}M"
         if r["macs"] is not None and r["macs_input"]:
             macs += f" at {r['macs_input'][-2]}×{r['macs_input'][-1]}"
+        miou = _fmt(r["miou"], ".2f")
+        if r["miou"] is not None and r.get("miou_source"):  # a figure from elsewhere (a converted model's authors)
+            miou += f" ({cell(r['miou_split'] or 'its own split')}: {cell(r['miou_source'])})"
         lines.append(
-            f"| {code(r['name'])} | {cell(r['context'])} | {_fmt(r['miou'], '.2f')} | {_fmt(r['house/boathouse'], '.1f')} "
+            f"| {code(r['name'])} | {cell(r['context'])} | {miou} | {_fmt(r['house/boathouse'], '.1f')} "
             f"| {cell(r['seeds'] or '—')} | {_fmt(r['params'], ',')} | {macs} |"
         )
     lines.append("")
-    lines.append("Scores on the held-out split named in each model card; "
-                 "`python -m dgmn.evaluate --checkpoint NAME` reproduces them.")
+    lines.append("mIoU on the held-out split named in each model card, measured here; "
+                 "`python -m dgmn.evaluate --checkpoint NAME` reproduces it. A figure with its source in brackets was "
+                 "not measured here.")
     if note:
         lines += ["", cell(note)]
     return "\n".join(lines)

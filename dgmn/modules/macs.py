@@ -6,7 +6,6 @@ from typing import Sequence
 
 import torch
 import torch.nn as nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from ..ops import use_impl
 
@@ -18,6 +17,13 @@ def _sdpa_cpu_flops(query_shape, key_shape, value_shape, *args, out_shape=None, 
     b, h, nq, d = query_shape
     nk, dv = key_shape[-2], value_shape[-1]
     return 2 * b * h * nq * nk * (d + dv)
+
+
+def _flop_counter(custom: dict):
+    # imported here, when counting: torch.utils.flop_counter imports Triton (0.4 s), which nothing else at start needs
+    from torch.utils.flop_counter import FlopCounterMode
+
+    return FlopCounterMode(display=False, custom_mapping=custom)
 
 
 def count_macs(module: nn.Module, input_shape: Sequence[int]) -> int:
@@ -33,7 +39,7 @@ def count_macs(module: nn.Module, input_shape: Sequence[int]) -> int:
     try:
         meta = copy.deepcopy(module).to("meta").eval()
         x = torch.zeros(*input_shape, device="meta")
-        with use_impl("reference"), torch.no_grad(), FlopCounterMode(display=False, custom_mapping=custom) as counter:
+        with use_impl("reference"), torch.no_grad(), _flop_counter(custom) as counter:
             meta(x)
         return counter.get_total_flops() // 2
     except (NotImplementedError, RuntimeError):
@@ -43,7 +49,7 @@ def count_macs(module: nn.Module, input_shape: Sequence[int]) -> int:
     was_training = module.training
     module.eval()
     try:
-        with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=custom) as counter:
+        with torch.no_grad(), _flop_counter(custom) as counter:
             module(x)
     finally:
         module.train(was_training)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .dynamic_aggregate import _backward, _forward, _grad_format, check_inputs, refuse_non_finite, resolve_impl
+from .plain_eager import is_plain_eager
 from .reference import dynamic_aggregate_reference
 
 
@@ -64,11 +65,13 @@ def _taps_backward(grad_out, z, offset, dilation, kernel_size, impl, needs):
     return gz, goff
 
 
-@torch.library.custom_op("dgmn::deform_conv_taps", mutates_args=())
-def _deform_conv_taps_op(z: Tensor, offset: Tensor, dilation: int, kernel_size: int, impl: Optional[str]) -> Tensor:
+def _deform_conv_taps_impl(z: Tensor, offset: Tensor, dilation: int, kernel_size: int, impl: Optional[str]) -> Tensor:
     impl = resolve_impl(impl, z.device)
     refuse_non_finite(offset)
     return _taps_forward(z, offset, dilation, kernel_size, impl)
+
+
+_deform_conv_taps_op = torch.library.custom_op("dgmn::deform_conv_taps", _deform_conv_taps_impl, mutates_args=())
 
 
 @_deform_conv_taps_op.register_fake
@@ -128,6 +131,8 @@ def deform_taps(z: Tensor, offset: Tensor, dilation: int = 1, kernel_size: int =
         B, KO, H, W = z.shape
         taps = dynamic_aggregate_reference(z, offset, _onehot(z, K), (int(dilation),), kernel_size)
         return taps.view(B, K, KO // K, H, W).sum(1)
+    if is_plain_eager(z, offset):  # the same call without the dispatcher's cost (see plain_eager)
+        return _deform_conv_taps_impl(z, offset, int(dilation), kernel_size, impl)
     return torch.ops.dgmn.deform_conv_taps(z, offset, int(dilation), kernel_size, impl)
 
 

@@ -45,6 +45,7 @@ import torch
 
 from torch import Tensor
 
+from .plain_eager import is_plain_eager
 from .reference import dynamic_aggregate_reference, dynamic_aggregate_reference_backward
 
 IMPLS = ("reference", "cpu", "triton")
@@ -206,13 +207,15 @@ def _backward(impl, grad_out, x, offset, weight, dilations, kernel_size, needs):
     return dynamic_aggregate_reference_backward(grad_out, x, offset, weight, dilations, kernel_size, needs)
 
 
-@torch.library.custom_op("dgmn::dynamic_aggregate", mutates_args=())
-def _dynamic_aggregate_op(
+def _dynamic_aggregate_impl(
     x: Tensor, offset: Tensor, weight: Tensor, dilations: list[int], kernel_size: int, impl: Optional[str]
 ) -> Tensor:
     impl = resolve_impl(impl, x.device)
     refuse_non_finite(offset)
     return _forward(impl, x, offset, weight, dilations, kernel_size)
+
+
+_dynamic_aggregate_op = torch.library.custom_op("dgmn::dynamic_aggregate", _dynamic_aggregate_impl, mutates_args=())
 
 
 @_dynamic_aggregate_op.register_fake
@@ -279,4 +282,6 @@ def dynamic_aggregate(
     if torch.jit.is_tracing() and (impl or default_impl(x.device)) == "reference":
         refuse_non_finite(offset)  # TorchScript tracing (ONNX export): record the reference's ATen ops
         return dynamic_aggregate_reference(x, offset, weight, dilations, kernel_size)
+    if is_plain_eager(x, offset, weight):  # the same call without the dispatcher's cost (see plain_eager)
+        return _dynamic_aggregate_impl(x, offset, weight, dilations, kernel_size, impl)
     return torch.ops.dgmn.dynamic_aggregate(x, offset, weight, dilations, kernel_size, impl)

@@ -57,6 +57,7 @@ from torch import Tensor
 
 from . import kernel_build
 from .dynamic_aggregate import all_finite, default_impl, dynamic_aggregate, resolve_impl
+from .plain_eager import is_plain_eager
 from .reference import sample_nodes
 
 NUM_SAMPLES = 9
@@ -153,9 +154,8 @@ def _cpu_forward(q, k, v, offset, pos_logits, scale) -> Optional[Tensor]:
     return ext.forward(last(q), last(k), last(v), offset, pos_logits, float(scale))
 
 
-@torch.library.custom_op("dgmn::sampled_attention", mutates_args=())
-def _sampled_attention_op(q: Tensor, k: Tensor, v: Tensor, offset: Tensor, pos_logits: Tensor, scale: float,
-                          impl: Optional[str]) -> Tensor:
+def _sampled_attention_impl(q: Tensor, k: Tensor, v: Tensor, offset: Tensor, pos_logits: Tensor, scale: float,
+                            impl: Optional[str]) -> Tensor:
     impl = resolve_impl(impl, q.device, "sampled_attention")
     _refuse_non_finite(offset)
     out = None
@@ -169,6 +169,9 @@ def _sampled_attention_op(q: Tensor, k: Tensor, v: Tensor, offset: Tensor, pos_l
         out = sampled_attention_reference(q, k, v, offset, pos_logits, scale,
                                           aggregate_impl="reference" if impl == "reference" else None)
     return out
+
+
+_sampled_attention_op = torch.library.custom_op("dgmn::sampled_attention", _sampled_attention_impl, mutates_args=())
 
 
 @_sampled_attention_op.register_fake
@@ -196,4 +199,6 @@ def sampled_attention(q: Tensor, k: Tensor, v: Tensor, offset: Tensor, pos_logit
         with torch.no_grad():  # the value of the fused kernel, bit for bit (fast + 0), the gradient of the reference
             fast = torch.ops.dgmn.sampled_attention(q, k, v, offset, pos_logits, float(scale), impl)
         return fast + (ref - ref.detach())
+    if is_plain_eager(q, k, v, offset, pos_logits):  # the same call without the dispatcher's cost (see plain_eager)
+        return _sampled_attention_impl(q, k, v, offset, pos_logits, float(scale), impl)
     return torch.ops.dgmn.sampled_attention(q, k, v, offset, pos_logits, float(scale), impl)

@@ -60,3 +60,42 @@ def test_a_converted_dgmn2_model(tiny_checkpoints, scene_file, tmp_path, capsys)
     assert len(layers) == 6 and layers["stage 1, block 1"]["type"] == "dgmn2" and len(doc["dgmn2-fpn"]["probabilities"]) == 19
     assert layers["stage 1, block 1"]["crop"] == [0, 48, 64, 112]  # of the 2 × 3 crops, the one whose centre is nearest (40, 70)
     assert "DGMN2 attention" in page.read_text()[:10_000_000]
+
+
+def test_it_says_what_it_found_and_wrote(tiny_checkpoints, scene_file, tmp_path, capsys):
+    out, page = tmp_path / "o.json", tmp_path / "o.html"
+    base = ["--checkpoints", str(tiny_checkpoints), "--checkpoint", "dgmn-full", "--checkpoint", "fcn", "--image", scene_file,
+            "--pixel", "40,70"]
+    assert main(base + ["--json", str(out), "--html", str(page)]) == 0
+    said = capsys.readouterr()
+    doc = json.loads(out.read_text())
+    lines = said.out.splitlines()
+    assert lines[:2] == [f"{n}: {doc[n]['class']} ({doc[n]['probabilities'][doc[n]['class']]:.2f}) at pixel y=40, x=70"
+                         for n in ("dgmn-full", "fcn")]
+    assert lines[2].startswith(f"wrote {out} ") and lines[3].startswith(f"wrote {page} ") and len(lines) == 4
+    assert main(base + ["--json", "-"]) == 0  # stdout is the JSON alone; the summary goes to stderr
+    said = capsys.readouterr()
+    assert json.loads(said.out) == doc and said.err.startswith("dgmn-full: ")
+
+
+def test_a_pixel_outside_the_image_names_the_order_and_the_range(tiny_checkpoints, scene_file, capsys):
+    assert main(["--checkpoints", str(tiny_checkpoints), "--checkpoint", "fcn", "--image", scene_file, "--pixel", "120,40"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"dgmn.inspect: --pixel 120,40 (Y,X) is outside the 160×96 image {scene_file}: Y must be in 0…95 "
+                   "and X in 0…159\n")
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tiny_checkpoints, scene_file):
+    """``dgmn-inspect ... --json - | head -c 0``: the pipe is closed before the JSON is written."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-m", "dgmn.inspect", "--checkpoints", str(tiny_checkpoints), "--checkpoint",
+                             "dgmn-full", "--image", scene_file, "--pixel", "40,70", "--json", "-"],
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # the reader is gone before the command writes
+    err = proc.stderr.read()
+    assert proc.wait(300) == 1
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err

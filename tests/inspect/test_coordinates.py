@@ -36,3 +36,32 @@ def test_nodes_figure_draws_where_the_record_says():
     marker = next(t for t in fig.data if t.name == "rate 1")
     walk = next(t for t in fig.data if t.name == "walks, rate 1")
     assert (marker.y[0], marker.x[0]) == (12.3, 45.6) and list(walk.y[:2]) == [3.0, 12.3] and list(walk.x[:2]) == [4.0, 45.6]
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_the_mapping_is_where_bilinear_upsampling_reads(align_corners):
+    """Upsampling a map whose values are their own positions gives, at every image pixel, image_to_feature of it
+    (inside the map, where no clamping happens), for both conventions."""
+    import torch
+    import torch.nn.functional as F
+
+    h, w, H, W = 9, 17, 65, 129
+    fy, fx = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    up = F.interpolate(torch.stack([fy, fx])[None], size=(H, W), mode="bilinear", align_corners=align_corners)[0]
+    Y, X = torch.meshgrid(torch.arange(H, dtype=torch.float64), torch.arange(W, dtype=torch.float64), indexing="ij")
+    ey, ex = image_to_feature(Y, X, (h, w), (H, W), align_corners)
+    inside = (ey >= 0) & (ey <= h - 1) & (ex >= 0) & (ex <= w - 1)
+    assert inside.float().mean() > 0.8
+    assert torch.allclose(up[0][inside], ey[inside]) and torch.allclose(up[1][inside], ex[inside])
+    assert feature_to_image(*image_to_feature(12.0, 40.0, (h, w), (H, W), align_corners), (h, w), (H, W), align_corners) \
+        == pytest.approx((12.0, 40.0))
+
+
+def test_corner_to_corner_on_769_crops_is_the_dgmn2_receptive_field_centre():
+    """DGMN2's 3×3 stride-2 padding-1 convs centre feature position i of a stride-S map at pixel S·i; on mmseg's
+    769-pixel crops (maps 193, 97, 49, 25) the align_corners=True mapping says the same."""
+    for S, n in ((4, 193), (8, 97), (16, 49), (32, 25)):
+        i = np.arange(n, dtype=float)
+        assert np.allclose(feature_to_image(i, i, (n, n), (769, 769), align_corners=True)[0], S * i)
+    assert feature_to_image(0.0, 0.0, (1, 1), (5, 5), align_corners=True) == (0.0, 0.0)
+    assert image_to_feature(3.0, 3.0, (1, 1), (5, 5), align_corners=True) == (0.0, 0.0)

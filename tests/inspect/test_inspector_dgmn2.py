@@ -115,10 +115,27 @@ def test_image_positions_follow_the_one_mapping(inspected):
 
     ins, _, _ = inspected
     q = ins.query_dgmn2("stage 2, block 1", 40, 70)
-    assert q.feature_pixel == list(nearest_feature(40, 70, q.feature_size, (65, 97)))
+    assert q.feature_pixel == list(nearest_feature(40, 70, q.feature_size, (65, 97), align_corners=True))
     for n in q.heads[1].nodes:
-        assert np.allclose(n.sampled_image, feature_to_image(*n.sampled, q.feature_size, (65, 97)))
-        assert np.allclose(n.grid_image, feature_to_image(*n.grid, q.feature_size, (65, 97)))
+        assert np.allclose(n.sampled_image, feature_to_image(*n.sampled, q.feature_size, (65, 97), align_corners=True))
+        assert np.allclose(n.grid_image, feature_to_image(*n.grid, q.feature_size, (65, 97), align_corners=True))
+
+
+def test_a_feature_position_is_drawn_at_its_receptive_fields_centre(model64):
+    """On a 65 × 97 image (stage maps 17 × 25, 9 × 13, 5 × 7, 3 × 4) position i of a stride-S map is centred at pixel
+    S·i: a change at one input pixel reaches the stage-1 features symmetrically around the position drawn there."""
+    ins = Inspector(model64)
+    ins.run(torch.zeros(1, 3, 65, 97, dtype=torch.float64))
+    ins.close()
+    for name, S in (("stage 1, block 1", 4), ("stage 2, block 1", 8), ("stage 3, block 1", 16)):
+        q = ins.query_dgmn2(name, 2 * S, 3 * S)
+        assert q.feature_pixel == [2, 3] and q.heads[0].nodes[4].grid_image == [2 * S, 3 * S]
+    # stage 1's three 3×3 convs (strides 2, 1, 2): the pixels its position (2, 3) sees are centred on (8, 12)
+    embed = model64.backbone.patch_embed1
+    x = torch.zeros(1, 3, 65, 97, dtype=torch.float64, requires_grad=True)
+    embed.conv3(embed.conv2(embed.conv1(x)))[0, :, 2, 3].sum().backward()
+    ys, xs = np.nonzero(x.grad[0].abs().sum(0).numpy())
+    assert ((ys.min() + ys.max()) / 2, (xs.min() + xs.max()) / 2) == (8, 12)
 
 
 def test_position_vs_content_measure():

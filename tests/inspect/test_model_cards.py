@@ -36,3 +36,17 @@ def test_own_checkpoints_without_metrics_and_broken_cards(tmp_path):
     assert "| `mine` | DGMN: rates 1, 2; dynamic affinity; dynamic weights (G=4); learned random walks | — |" in md
     assert "card unreadable" in md
     assert model_cards_markdown(tmp_path / "empty") == "No checkpoints in this folder."
+
+
+def test_a_figure_measured_elsewhere_says_where_it_comes_from(tmp_path):
+    """A converted DGMN2 card carries its authors' Cityscapes mIoU: the table shows its split and source beside it,
+    so it is not read as one of our held-out scores."""
+    import json
+
+    tiny(tmp_path, "theirs")
+    card = json.loads((tmp_path / "theirs.json").read_text())
+    card["metrics"] = {"miou": 79.2, "split": "Cityscapes val (500 images)", "source": "reported in DGMN2's README (not measured here)"}
+    (tmp_path / "theirs.json").write_text(json.dumps(card))
+    md = model_cards_markdown(tmp_path)
+    assert "| 79.20 (Cityscapes val (500 images): reported in DGMN2's README (not measured here)) |" in md
+    assert "measured here" in md.split("\n\n")[-1]
