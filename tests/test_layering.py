@@ -3,7 +3,8 @@ below the UI imports gradio, plotly or the UI.
 
     dgmn/ops → dgmn/modules → dgmn/models (with dgmn/export, dgmn/convert) → dgmn/data, dgmn/train, dgmn/evaluate
     → dgmn/inspect → dgmn/viz
-    → the UI (dgmn/app) and the command-line entry points (every __main__.py, and dgmn/bench)
+    → the UI (dgmn/app) and the command-line entry points (every __main__.py, dgmn/bench, and dgmn/closed_pipe,
+      which only entry points use)
 
 ``dgmn/viz`` takes arrays and inspection records: from the package it imports ``dgmn.inspect`` only.
 ``dgmn/__init__.py`` is the facade: its module-level imports stay at the models layer (``dgmn.explore`` is
@@ -15,7 +16,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "dgmn"
-LAYERS = [("ops",), ("modules",), ("models", "export", "convert"), ("data", "train", "evaluate"), ("inspect",), ("viz",), ("app", "bench")]
+LAYERS = [("ops",), ("modules",), ("models", "export", "convert"), ("data", "train", "evaluate"), ("inspect",), ("viz",),
+          ("app", "bench", "closed_pipe")]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 TOP = len(LAYERS) - 1
 UI_ONLY = {"gradio", "gradio_client"}  # the UI and entry points only

@@ -4,6 +4,10 @@
     map[y', x'] = Σ_c |(image − 0)[c, y', x'] · ∫₀¹ ∂ logit / ∂ image (α·image) dα|   (Integrated Gradients)
 
 Integrated Gradients costs ``n_steps`` forward and backward passes (run in chunks of ``internal_batch_size``).
+
+A model that runs by sliding-window inference (converted DGMN2 checkpoints) gives pixel (y, x) the mean of the
+logits of the crops that cover it, logit = (1/|C|) Σ_{c ∈ C} model(image[c])[cls, y − y_c, x − x_c]; with ``crops``
+(the windows, as (y1, x1, y2, x2)) that is the function attributed, exactly, and only the ≤ 4 covering crops run.
 """
 from __future__ import annotations
 
@@ -16,20 +20,27 @@ METHODS = ("saliency", "integrated_gradients")
 
 
 class PixelLogit(nn.Module):
-    """model(image)[:, cls, y, x] — a scalar output per image for captum."""
+    """model(image)[:, cls, y, x] — a scalar output per image for captum; with ``crops``, the mean over the crops
+    that cover (y, x) of that crop's logit there (sliding-window inference, see the module docstring)."""
 
-    def __init__(self, model: nn.Module, cls: int, y: int, x: int):
+    def __init__(self, model: nn.Module, cls: int, y: int, x: int, crops=None):
         super().__init__()
         self.model, self.cls, self.y, self.x = model, cls, y, x
+        self.crops = [c for c in crops if c[0] <= y < c[2] and c[1] <= x < c[3]] if crops else None
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.model(image)[:, self.cls, self.y, self.x]
+        if not self.crops:
+            return self.model(image)[:, self.cls, self.y, self.x]
+        logits = [self.model(image[:, :, y1:y2, x1:x2])[:, self.cls, self.y - y1, self.x - x1]
+                  for y1, x1, y2, x2 in self.crops]
+        return torch.stack(logits).mean(0)
 
 
 def attribute_pixel(model: nn.Module, image: torch.Tensor, y: int, x: int, cls: int, method: str = "saliency",
                     n_steps: int = 24, internal_batch_size: int = 8,
-                    progress: Optional[Callable[[float], None]] = None) -> torch.Tensor:
-    """Attribution map (H, W) ≥ 0 of pixel (y, x)'s logit for class ``cls``; image (1, 3, H, W) or (3, H, W)."""
+                    progress: Optional[Callable[[float], None]] = None, crops=None) -> torch.Tensor:
+    """Attribution map (H, W) ≥ 0 of pixel (y, x)'s logit for class ``cls``; image (1, 3, H, W) or (3, H, W).
+    ``crops``: the sliding windows (y1, x1, y2, x2) of a model that runs by sliding-window inference."""
     from captum.attr import IntegratedGradients, Saliency
 
     x_in = (image.unsqueeze(0) if image.dim() == 3 else image).detach().clone().requires_grad_(True)
@@ -41,7 +52,7 @@ def attribute_pixel(model: nn.Module, image: torch.Tensor, y: int, x: int, cls: 
     was_training = model.training
     model.eval()
     try:
-        f = PixelLogit(model, int(cls), int(y), int(x))
+        f = PixelLogit(model, int(cls), int(y), int(x), crops)
         if method == "saliency":
             attr = Saliency(f).attribute(x_in, abs=True)
         else:

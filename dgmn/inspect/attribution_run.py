@@ -1,7 +1,8 @@
 """Attribution of one clicked pixel for several models in turn, with progress and a time limit.
 
 For each model m the map is :func:`dgmn.inspect.attribute_pixel` of the class m predicts at (y, x):
-(H, W) ≥ 0 over the analysed image. Integrated Gradients can be slow, so the run stops at ``time_limit``
+(H, W) ≥ 0 over the analysed image (for a model that runs by sliding-window inference, of the logit its crops average
+at the pixel). Integrated Gradients can be slow, so the run stops at ``time_limit``
 seconds and says so; the maps finished before then are kept.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from .attribution import attribute_pixel
 from .explorer import Analysis, Explorer
+from .inspector import slide_settings, slide_windows
 
 METHOD_LABELS = {"Saliency": "saliency", "Integrated Gradients (slower)": "integrated_gradients"}
 
@@ -58,9 +60,12 @@ def attribute_models(explorer: Explorer, analysis: Analysis, names: list[str], y
             if time.monotonic() > deadline:
                 raise TimeoutError
 
+        slide = slide_settings(card)  # the crops the model's answer at the pixel averages, as its analysis ran
+        crops = slide_windows(analysis.image.shape[:2], slide) if slide else None
         try:
             with explorer.lock:
-                attr = attribute_pixel(model, explorer.to_tensor(analysis.image, card), run.y, run.x, cls, run.method, progress=report)
+                attr = attribute_pixel(model, explorer.to_tensor(analysis.image, card), run.y, run.x, cls, run.method,
+                                       progress=report, crops=crops)
         except TimeoutError:
             run.stopped_after = time_limit
             return run

@@ -46,3 +46,30 @@ def test_bad_pixel_or_method():
         attribute_pixel(m, torch.randn(3, 32, 32), 40, 0, 1)
     with pytest.raises(ValueError, match="method must be one of"):
         attribute_pixel(m, torch.randn(3, 32, 32), 4, 0, 1, "gradcam")
+
+
+def test_a_sliding_window_model_attributes_the_logit_its_crops_average(tmp_path):
+    """A converted DGMN2 model analyses a large image crop by crop and averages the logits where crops overlap: the
+    attribution is the gradient of that average at the pixel (float64, against autograd through the whole
+    slide_inference), not of one whole-image pass — which differs."""
+    import copy
+
+    import dgmn
+    from dgmn.convert import convert_dgmn2
+    from dgmn.inspect.inspector import slide_windows
+    from dgmn.models.dgmn2 import slide_inference
+
+    from ..models.dgmn2.fixtures import fixture
+
+    convert_dgmn2(fixture("fpn.pth"), tmp_path, name="dgmn2-fpn")
+    model = copy.deepcopy(dgmn.load_model(tmp_path / "dgmn2-fpn")).double().eval()
+    torch.manual_seed(3)
+    img = torch.randn(1, 3, 65, 97, dtype=torch.float64)
+    slide = ((33, 41), (24, 30))  # 3 × 3 crops; pixel (30, 45) lies in 2 × 2 of them
+    y, x, cls = 30, 45, 4
+    sal = attribute_pixel(model, img, y, x, cls, "saliency", crops=slide_windows((65, 97), slide))
+    ref = img.clone().requires_grad_()
+    slide_inference.__wrapped__(model, ref, *slide)[0, cls, y, x].backward()  # every crop, with autograd (no no_grad)
+    assert torch.allclose(sal, ref.grad[0].abs().sum(0), rtol=1e-9, atol=1e-12)
+    whole = attribute_pixel(model, img, y, x, cls, "saliency")
+    assert not torch.allclose(sal, whole, atol=1e-6)
