@@ -30,7 +30,7 @@ import re
 
 import torch
 
-from ..models.checkpoint import build_from_card
+from ..models.checkpoint import build_from_card, state_mismatch
 from ..models.dgmn2 import BackboneConfig, DGMN2Config
 from ..models.dgmn2.config import HEAD_TITLES, HEADS, SIZES
 from .errors import ConvertError
@@ -150,9 +150,7 @@ def check_tensors(state: dict[str, torch.Tensor], config: DGMN2Config) -> None:
     """Every key and shape of ``state`` against ``config``'s model (built on the meta device); float tensors
     must be finite. :class:`ConvertError` naming the tensors at fault."""
     want = build_from_card({"name": "check", "architecture": config.to_architecture()}, "meta").state_dict()
-    missing = [k for k in want if k not in state]
-    unexpected = [k for k in state if k not in want]
-    wrong = [k for k in want if k in state and tuple(state[k].shape) != tuple(want[k].shape)]
+    missing, unexpected, wrong = state_mismatch({k: v.shape for k, v in want.items()}, {k: v.shape for k, v in state.items()})
     problems = []
     if missing:
         problems.append(f"{len(missing)} missing ({', '.join(missing[:4])}{', …' if len(missing) > 4 else ''})")

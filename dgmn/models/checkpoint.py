@@ -410,6 +410,15 @@ class CheckedCheckpoint:
     header: dict[str, tuple[str, tuple[int, ...]]]
 
 
+def state_mismatch(want: dict[str, tuple], have: dict[str, tuple]) -> tuple[list[str], list[str], list[str]]:
+    """(missing, unexpected, wrong shape): names of ``want`` absent from ``have``, names of ``have`` absent from
+    ``want``, and names in both whose shapes differ; shapes as tuples, each list in its dict's order."""
+    missing = [k for k in want if k not in have]
+    unexpected = [k for k in have if k not in want]
+    wrong = [k for k in want if k in have and tuple(have[k]) != tuple(want[k])]
+    return missing, unexpected, wrong
+
+
 def check_checkpoint(name_or_path: str | Path, directory: str | Path | None = None) -> CheckedCheckpoint:
     """Everything :func:`load_model` checks before it allocates: the card's limits, the tensor file's header, and
     the card's architecture (built on the meta device: no memory, no initialisation) against the header's names,
@@ -421,9 +430,8 @@ def check_checkpoint(name_or_path: str | Path, directory: str | Path | None = No
     config = config_from_card(card)
     meta = build_from_card(card, "meta")
     want = {k: (v.dtype, tuple(v.shape)) for k, v in meta.state_dict().items()}
-    missing = sorted(set(want) - set(header))
-    unexpected = sorted(set(header) - set(want))
-    shape = sorted(k for k in set(want) & set(header) if want[k][1] != header[k][1])
+    missing, unexpected, shape = (sorted(names) for names in state_mismatch(
+        {k: s for k, (_, s) in want.items()}, {k: s for k, (_, s) in header.items()}))
     problems = []
     if missing:
         problems.append(f"{len(missing)} tensors missing (e.g. {', '.join(missing[:3])})")

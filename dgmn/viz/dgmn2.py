@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 
 from ..inspect.records import DGMN2Query
 from .base import image_figure, mark_pixel
-from .nodes import RATE_COLOURS
+from .nodes import RATE_COLOURS, walk_lines
 
 
 def dgmn2_figure(image: np.ndarray, query: DGMN2Query, pixel: tuple[float, float], walks: bool = True,
@@ -28,15 +28,8 @@ def dgmn2_figure(image: np.ndarray, query: DGMN2Query, pixel: tuple[float, float
         colour = RATE_COLOURS[head.head % len(RATE_COLOURS)]
         group = f"h{head.head}"
         if walks:
-            xs, ys = [], []
-            for n in head.nodes:
-                (gy, gx), (py, px) = n.grid_image, n.sampled_image
-                if abs(py - gy) + abs(px - gx) > 1e-6:
-                    xs += [gx, px, None]
-                    ys += [gy, py, None]
-            if xs:
-                fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=1.5, dash="dot"),
-                                         name=f"offsets, head {head.head + 1}", hoverinfo="skip", legendgroup=group, showlegend=False))
+            walk_lines(fig, [n.grid_image for n in head.nodes], [n.sampled_image for n in head.nodes], colour,
+                       f"offsets, head {head.head + 1}", group)
         hover = [
             f"head {head.head + 1}, node {n.node} (ky={n.node // 3}, kx={n.node % 3})"
             f"<br>offset (dy, dx) = ({n.walk[0]:+.2f}, {n.walk[1]:+.2f}) feature px"

@@ -11,6 +11,20 @@ from .base import image_figure, mark_pixel
 RATE_COLOURS = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000")
 
 
+def walk_lines(fig: go.Figure, starts, ends, colour: str, name: str, group: str) -> None:
+    """Dotted lines from each (y, x) of ``starts`` to the (y, x) of ``ends`` at the same index (a node's grid
+    position to where its walk or offset took it), one trace, hidden from the legend; nodes that did not move
+    draw none."""
+    xs, ys = [], []
+    for (sy, sx), (ey, ex) in zip(starts, ends):
+        if abs(ey - sy) + abs(ex - sx) > 1e-6:
+            xs += [sx, ex, None]
+            ys += [sy, ey, None]
+    if xs:
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=1.5, dash="dot"), name=name,
+                                 hoverinfo="skip", legendgroup=group, showlegend=False))
+
+
 def nodes_figure(image: np.ndarray, query: DGMNQuery, pixel: tuple[float, float], rates=None, walks: bool = True,
                  title: str = "") -> go.Figure:
     """``query``: :meth:`dgmn.inspect.Inspector.query_dgmn`'s record. Markers: sampled nodes at their
@@ -25,15 +39,8 @@ def nodes_figure(image: np.ndarray, query: DGMNQuery, pixel: tuple[float, float]
         nodes = [n for n in query.nodes if n.rate == s]
         colour = RATE_COLOURS[s % len(RATE_COLOURS)]
         if walks:
-            xs, ys = [], []
-            for n in nodes:
-                (uy, ux), (py, px) = n.uniform_image, n.sampled_image
-                if abs(py - uy) + abs(px - ux) > 1e-6:
-                    xs += [ux, px, None]
-                    ys += [uy, py, None]
-            if xs:
-                fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=colour, width=1.5, dash="dot"),
-                                         name=f"walks, rate {d}", hoverinfo="skip", legendgroup=f"r{s}", showlegend=False))
+            walk_lines(fig, [n.uniform_image for n in nodes], [n.sampled_image for n in nodes], colour,
+                       f"walks, rate {d}", f"r{s}")
         size = [6 + 40 * np.sqrt(n.share) for n in nodes]
         text = [
             f"rate {d} (s={s}), node {n.node}<br>walk (dy, dx) = ({n.walk[0]:+.2f}, {n.walk[1]:+.2f}) feature px"
