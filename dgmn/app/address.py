@@ -3,21 +3,35 @@
 Free of Gradio and PyTorch, so that ``dgmn-explorer`` on a busy port answers at once, before any heavy import."""
 from __future__ import annotations
 
+import errno
 import socket
 
 
 class PortBusy(OSError):
-    """The port asked for is taken; the message names it and the option that changes it."""
+    """The app cannot listen where it was asked to (the port is taken, or the host is not this machine's); the
+    message names the problem and the option that changes it."""
 
 
-def port_busy(host: str, port: int) -> bool:
-    """Whether ``port`` on ``host`` cannot be bound now (something else listens there)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        try:
+def bind_error(host: str, port: int) -> OSError | None:
+    """Why ``port`` on ``host`` cannot be bound now, or None when it can."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
             s.bind((host, port))
-        except OSError:
-            return True
-    return False
+    except OSError as exc:  # socket.gaierror (a name that does not resolve) is one too
+        return exc
+    return None
+
+
+def listen_problem(host: str, port: int) -> str | None:
+    """One line saying why the app cannot listen on ``host``:``port`` and what to change, or None when it can."""
+    exc = bind_error(host, port)
+    if exc is None:
+        return None
+    if exc.errno == errno.EADDRINUSE:
+        return busy_message(port)
+    reason = exc.strerror or str(exc)
+    return (f"cannot listen on {host}:{port} ({reason}); --host must be an address of this machine: 127.0.0.1 for "
+            f"this machine only, 0.0.0.0 for every network interface")
 
 
 def busy_message(port: int) -> str:

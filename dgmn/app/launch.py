@@ -11,7 +11,7 @@ import gradio as gr  # noqa: E402
 
 from ..inspect.explorer import Explorer  # noqa: E402
 from ..ops.kernel_build import CPU_KERNEL  # noqa: E402
-from .address import PortBusy, address_line, busy_message, port_busy  # noqa: E402
+from .address import PortBusy, address_line, busy_message, listen_problem  # noqa: E402
 from .blocks import build_app, page_models  # noqa: E402
 
 QUEUE = {"default_concurrency_limit": 2, "max_size": 32}  # at most 2 events run at once, 32 wait
@@ -26,8 +26,9 @@ def launch(explorer: Explorer, blocking: bool = True, default_models=None, **lau
     the reference op, and the page says so until the kernel is ready. Raises :class:`PortBusy` if the port is taken."""
     options = {**LAUNCH, "prevent_thread_lock": not blocking, **launch_options}
     host, port = options["server_name"], options["server_port"]
-    if port is not None and port_busy(host, port):
-        raise PortBusy(busy_message(port))
+    problem = listen_problem(host, port) if port is not None else None
+    if problem:
+        raise PortBusy(problem)
     if explorer.device.type == "cpu":
         CPU_KERNEL.start()
     demo = build_app(explorer, default_models=default_models)

@@ -639,21 +639,21 @@ def api_endpoints(page: Page) -> None:
         try:
             return endpoints.inspect(image_file, y, x, models)  # the endpoint's (x, y) → (y, x), once
         except InputError as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(str(exc), print_exception=False) from None  # a user's mistake: no traceback in the log
 
     def segment(image_file: FileData, models: list[str]) -> dict:
         """segment(image file, list of model names) → {model: {classes, palette, shape, png_base64, pixels}}."""
         try:
             return endpoints.segment(image_file, models)
         except InputError as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(str(exc), print_exception=False) from None  # a user's mistake: no traceback in the log
 
     def timeline(image_file: FileData, x: float, y: float, model: str) -> list[dict]:
         """timeline(image file, x, y, model name) → per training snapshot {step, class, probabilities, layers}."""
         try:
             return endpoints.timeline(image_file, y, x, model)  # (x, y) → (y, x), once
         except InputError as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(str(exc), print_exception=False) from None  # a user's mistake: no traceback in the log
 
     def what_if(image_file: FileData, x: float, y: float, model: str, edits: list[dict], scope: str) -> dict:
         """what_if(image file, x, y, model name, edits, scope "pixel" | "image") → {model, scope, edits, pixel,
@@ -661,7 +661,7 @@ def api_endpoints(page: Page) -> None:
         try:
             return endpoints.what_if(image_file, y, x, model, edits, scope)  # (x, y) → (y, x), once
         except (InputError, EditError) as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(str(exc), print_exception=False) from None  # a user's mistake: no traceback in the log
 
     gr.api(inspect_xy, api_name="inspect_xy")
     gr.api(segment, api_name="segment")

@@ -45,6 +45,10 @@ def main(argv=None) -> int:
     if args.timeline and not args.html:
         print("dgmn.inspect: --timeline writes an HTML page: add --html OUT", file=sys.stderr)
         return 2
+    problem = output_problem("--json", args.json, stdout_ok=True) or output_problem("--html", args.html, stdout_ok=False)
+    if problem:  # before the analysis, not after it
+        print(f"dgmn.inspect: {problem}", file=sys.stderr)
+        return 2
     try:
         explorer = Explorer(args.checkpoints)
         names = []
@@ -105,6 +109,21 @@ def main(argv=None) -> int:
         Path(args.html).write_text(report_html(img, answer, (ay, ax), preds, cards))
         print(f"wrote {args.html} (a standalone page with the figures; open it in a browser, it works offline)", file=said)
     return 0
+
+
+def output_problem(option: str, path: str | None, stdout_ok: bool) -> str | None:
+    """Why ``path`` cannot be written as ``option``'s file, or None (also for no path, and for '-' = stdout where
+    the option allows it)."""
+    if path is None or (path == "-" and stdout_ok):
+        return None
+    if path == "-":
+        return f"{option} writes a file (a standalone page of several MB); give its path, e.g. {option} out.html"
+    p = Path(path)
+    if p.is_dir():
+        return f"{option} {path} is a folder; give a file path in it, e.g. {option} {p / ('out.' + option.lstrip('-'))}"
+    if not p.parent.is_dir():
+        return f"{option} {path}: the folder {p.parent} does not exist; create it first or choose another path"
+    return None
 
 
 class CropProgress:

@@ -88,6 +88,8 @@ def read_image_file(path) -> np.ndarray:
     if path is None:
         raise InputError("no image file was given; upload a PNG or JPEG")
     p = Path(getattr(path, "path", path))
+    if p.is_dir():
+        raise InputError(f"{p} is a folder, not an image file; give the path of one image")
     if not p.is_file():
         raise InputError(f"the file {p.name} does not exist; check the path, or upload the image again")
     if p.stat().st_size == 0:

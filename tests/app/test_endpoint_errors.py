@@ -113,3 +113,18 @@ def test_the_valid_answer_does_not_depend_on_the_bad_requests_before_it(client, 
     for k in ("before", "after"):
         assert served_answer[k]["class"] == local[k]["class"]
         assert served_answer[k]["probabilities"] == pytest.approx(local[k]["probabilities"], abs=1e-6)
+
+
+def test_a_users_mistake_leaves_no_traceback_in_the_server_log(client, image_file, capfd):
+    """The caller gets the message; the console (README: the address and server-side errors only) gets nothing."""
+    from gradio_client import handle_file
+
+    capfd.readouterr()
+    for call in (lambda: client.predict(handle_file(str(image_file)), 1000, 30, ["fcn"], api_name="/inspect_xy"),
+                 lambda: client.predict(handle_file(str(image_file)), ["nope"], api_name="/segment"),
+                 lambda: client.predict(handle_file(str(image_file)), 100, 30, "fcn", [{"op": "explode"}], "pixel",
+                                        api_name="/what_if")):
+        with pytest.raises(Exception):
+            call()
+    logged = capfd.readouterr()
+    assert "Traceback" not in logged.err + logged.out

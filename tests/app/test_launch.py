@@ -88,3 +88,24 @@ def test_while_the_kernel_compiles_the_page_says_so_and_answers_right(slow_kerne
     for name in NAMES:
         a, b = first.models[name].probabilities, second.models[name].probabilities
         np.testing.assert_allclose(np.asarray(list(a.values())), np.asarray(list(b.values())), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--host", "10.255.255.1"], "cannot listen on 10.255.255.1:"),  # an address this machine does not have
+    (["--host", "no.such.host.invalid"], "cannot listen on no.such.host.invalid:"),
+    (["--port", "99999"], "'99999' is not a port: give a whole number from 1 to 65535"),
+    (["--port", "abc"], "'abc' is not a port"),
+])
+def test_where_the_app_cannot_listen_is_one_line_and_status_2(args, says):
+    res = subprocess.run([sys.executable, "app.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and res.stdout == "" and "Traceback" not in res.stderr
+    assert says in res.stderr and "already in use" not in res.stderr
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_cuda_without_cuda_is_refused_at_start():
+    res = subprocess.run([sys.executable, "app.py", "--device", "cuda", "--port", str(free_port())], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        "dgmn-explorer: --device cuda, but PyTorch sees no CUDA device here (torch.cuda.is_available() is False); "
+        "use --device cpu, or auto (the default: CUDA when there is one)"]

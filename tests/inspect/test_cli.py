@@ -99,3 +99,23 @@ def test_a_reader_that_stops_early_gets_no_traceback(tiny_checkpoints, scene_fil
     err = proc.stderr.read()
     assert proc.wait(300) == 1
     assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err
+
+
+@pytest.mark.parametrize("option, path, says", [
+    ("--json", "{tmp}", "--json {tmp} is a folder; give a file path in it, e.g. --json {tmp}/out.json"),
+    ("--html", "{tmp}/no/such/o.html", "the folder {tmp}/no/such does not exist"),
+    ("--html", "-", "--html writes a file"),
+])
+def test_an_output_that_cannot_be_written_is_refused_before_the_analysis(tiny_checkpoints, scene_file, tmp_path, capsys,
+                                                                         option, path, says):
+    path, says = path.format(tmp=tmp_path), says.format(tmp=tmp_path)
+    assert main(["--checkpoints", str(tiny_checkpoints), "--checkpoint", "fcn", "--image", scene_file, "--pixel", "40,70",
+                 option, path]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dgmn.inspect: ") and says in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "-").exists()
+
+
+def test_a_folder_given_as_the_image_is_named_as_one(tiny_checkpoints, tmp_path, capsys):
+    assert main(["--checkpoints", str(tiny_checkpoints), "--checkpoint", "fcn", "--image", str(tmp_path), "--pixel", "1,1"]) == 2
+    assert capsys.readouterr().err == f"dgmn.inspect: {tmp_path} is a folder, not an image file; give the path of one image\n"
